@@ -1,0 +1,40 @@
+"""Presets: `full` is the protocol; other presets inherit and override; bad input fails in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from nares.config import load_preset, preset_hash
+from nares.errors import ConfigError
+
+
+def test_full_preset_is_the_protocol() -> None:
+    c = load_preset("full")
+    t = c["train"]
+    assert (t["epochs"], t["batch_size"], t["lr"], t["momentum"], t["weight_decay"], t["grad_clip_norm"]) == (100, 128, 0.1, 0.9, 5e-4, 5.0)
+    assert t["lr_milestones"] == [75, 90] and t["lr_gamma"] == 0.1
+    assert t["attack"] == {"eps_255": 8, "step_255": 2, "steps": 7, "init": "gaussian", "init_scale_255": 2}
+    assert c["checkpoints"]["save_epochs"] == [74, 89]
+    e = c["eval"]
+    assert (e["pgd"]["steps"], e["pgd"]["step_255"], e["cw"]["steps"]) == (20, 0.8, 40)
+    assert e["aa"]["apgd_ce"]["n_iter"] == 100 and e["aa"]["apgd_t"]["n_target_classes"] == 9
+    assert c["model"]["width_base"] == 16 and c["nas"]["budget"] == 500
+
+
+def test_tiny_inherits_and_overrides() -> None:
+    full, tiny = load_preset("full"), load_preset("tiny")
+    assert tiny["model"]["width_base"] < full["model"]["width_base"]
+    assert tiny["train"]["lr"] == full["train"]["lr"] and tiny["train"]["epochs"] < full["train"]["epochs"]
+    assert max(tiny["checkpoints"]["save_epochs"]) < tiny["train"]["epochs"]
+    assert preset_hash(tiny) != preset_hash(full) and preset_hash(full) == preset_hash(load_preset("full"))
+
+
+def test_bad_presets(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="preset 'huge' is not in"):
+        load_preset("huge")
+    p = tmp_path / "params.yaml"
+    p.write_text("presets:\n  full: {train: {lr: 0.1}}\n  bad: {train: {lrr: 1}}\n")
+    with pytest.raises(ConfigError, match=r"bad.train.lrr is not a key"):
+        load_preset("bad", p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_preset("full", tmp_path / "nope.yaml")
