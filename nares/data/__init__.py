@@ -1,0 +1,34 @@
+"""CIFAR data: readers for the official files, checksummed downloads, splits and device-resident batches.
+
+Owns every byte of image data the project reads (CIFAR-10, CIFAR-10.1 v6, CIFAR-10-C and the
+offline CIFAR-10 subset). Imports only numpy and torch; never Prefect, Ray, S3 or torchvision.
+"""
+
+from nares.data.batches import DeviceBatches, crop_flip
+from nares.data.corruptions import corruptions_available, iter_corruptions
+from nares.data.download import download_file, fetch, fetch_remote
+from nares.data.images import ImageSet
+from nares.data.inventory import data_inventory
+from nares.data.paths import data_root
+from nares.data.readers import read_cifar10_python, read_cifar101, read_corruption, read_npz_subset
+from nares.data.splits import Splits, holdout_indices, load_splits
+
+__all__ = [
+    "DeviceBatches",
+    "ImageSet",
+    "Splits",
+    "corruptions_available",
+    "crop_flip",
+    "data_inventory",
+    "data_root",
+    "download_file",
+    "fetch",
+    "fetch_remote",
+    "holdout_indices",
+    "iter_corruptions",
+    "load_splits",
+    "read_cifar10_python",
+    "read_cifar101",
+    "read_corruption",
+    "read_npz_subset",
+]
