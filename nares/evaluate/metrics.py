@@ -1,0 +1,53 @@
+"""The evaluation cells of PROTOCOL §3: attack metrics, CIFAR-10-C and complexity, each computed on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nares.constants import CORRUPTIONS
+
+ATTACK_METRICS: tuple[str, ...] = ("clean", "fgsm", "pgd", "cw", "aa")
+METRICS: tuple[str, ...] = (*ATTACK_METRICS, "corruptions", "complexity")
+
+
+def attack_cell(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metric: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """{acc, loss, stable, lip, n} of one attack (or clean) on the test tensors (fractions)."""
+    from nares.attacks.suite import evaluate_attacks
+
+    ev = cfg["eval"]
+    m = evaluate_attacks(model, x, y, ev, names=[metric], batch_size=ev["batch_size"], precision=ev["precision"],
+                         seed=ev["seed"])[metric]
+    return {"acc": _num(m.acc), "loss": _num(m.loss), "stable": _num(m.stable), "lip": _num(m.lip), "n": int(m.n)}
+
+
+def corruption_cell(model: nn.Module, cfg: dict[str, Any], device: torch.device, channels_last: bool,
+                    root=None) -> dict[str, dict[str, dict[str, float]]]:
+    """{corruption: {"1".."5": {acc, loss}}} over the 19 corruptions × configured severities."""
+    from nares.attacks.suite import evaluate_attacks
+    from nares.data import iter_corruptions
+    from nares.train.validate import as_tensors
+
+    ev = cfg["eval"]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, severity, images in iter_corruptions(root, names=list(CORRUPTIONS), severities=ev["corruption_severities"],
+                                                   limit=cfg["data"]["corruption_limit"]):
+        x, y = as_tensors(images, device, channels_last)
+        m = evaluate_attacks(model, x, y, ev, names=["clean"], batch_size=ev["batch_size"], precision=ev["precision"],
+                             seed=ev["seed"])["clean"]
+        out.setdefault(name, {})[str(severity)] = {"acc": float(m.acc), "loss": float(m.loss)}
+    return out
+
+
+def complexity_cell(arch, cfg: dict[str, Any]) -> dict[str, int]:
+    """Exact parameter count and MACs of the evaluated model (its preset's width_base)."""
+    from nares.complexity import macs, params
+
+    wb = cfg["model"]["width_base"]
+    return {"params": params(arch, width_base=wb), "macs": macs(arch, width_base=wb), "width_base": wb}
+
+
+def _num(v) -> float | None:
+    return None if v is None else float(v)

@@ -1,0 +1,120 @@
+"""`evaluate_run` on a tiny trained run: cells, the ledger's reuse rule, CIFAR-10-C cells, the published record."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nares.attacks.suite import evaluate_attacks
+from nares.complexity import macs, params
+from nares.data import load_splits
+from nares.evaluate import evaluate_run
+from nares.evaluate.ledger import EVAL_FILE, read_cells
+from nares.evaluate.runner import load_model
+from nares.records import read_jsonl, validate_record
+from nares.space import arch_id
+from nares.train import train_arch
+from nares.train.checkpoints import RunError, checkpoint_path
+from tests.test_train_resume import ARCH, micro_cfg
+
+pytestmark = pytest.mark.slow  # trains a tiny model once (~25 s on 2 busy cores)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = micro_cfg()
+    out = tmp_path_factory.mktemp("evalrun")
+    splits = load_splits(cfg["data"], root=data_dir, seed=0)
+    train_arch(ARCH, cfg, out, device="cpu", splits=splits, progress=False)
+    yield cfg, out, splits
+    torch.set_num_threads(before)
+
+
+def test_all_cells_then_record_in_published_layout(run):
+    cfg, out, splits = run
+    res = evaluate_run(out, cfg, device="cpu", splits=splits)
+    assert res["computed"] == ["clean", "fgsm", "pgd", "cw", "aa", "complexity"]
+    assert res["skipped"] == {"corruptions": "CIFAR-10-C files are not present"}
+    cells = res["cells"]
+    n = cfg["data"]["test_limit"]
+    for m in ("clean", "fgsm", "pgd", "cw", "aa"):
+        assert cells[m]["n"] == n and 0 <= cells[m]["acc"] <= 1
+        assert round(cells[m]["acc"] * n) == pytest.approx(cells[m]["acc"] * n, abs=1e-9)  # a count of points
+    assert cells["pgd"]["acc"] <= cells["clean"]["acc"] and cells["aa"]["acc"] <= cells["clean"]["acc"]
+    assert cells["pgd"]["lip"] > 0 and cells["cw"]["lip"] > 0 and 0 <= cells["fgsm"]["stable"] <= 1
+    # the clean cell is the best checkpoint's plain accuracy on the test split
+    model = load_model(checkpoint_path(out, "best"), torch.device("cpu"), channels_last=False)
+    with torch.no_grad():
+        pred = model(splits.test.float01()).argmax(1)
+    assert cells["clean"]["acc"] == (pred == splits.test.y).float().mean().item()
+
+    rec = read_jsonl(out / "record.jsonl")
+    assert len(rec) == 1 and rec[0] == res["record"]
+    rec = rec[0]
+    validate_record(rec)
+    done = json.loads((out / "train_done.json").read_text())
+    assert rec["arch_id"] == arch_id(ARCH) and rec["arch"] == {"D1": 4, "W1": 8, "D2": 4, "W2": 8, "D3": 4, "W3": 8}
+    assert rec["Params"] == params(ARCH, width_base=1) / 1e6 and rec["MACs"] == macs(ARCH, width_base=1) / 1e6
+    (train,), (test,) = rec["train"], rec["test_best"]
+    assert train["best_epoch"] == done["best_epoch"] and train["seed"] == 0 and train["gpu_type"] == "cpu"
+    assert train["cw"] == pytest.approx([100 * v for v in done["history"]["cw"]])
+    assert train["cw_lip"] == done["history"]["cw_lip"]
+    assert test["test_clean_acc"] == pytest.approx(100 * cells["clean"]["acc"])
+    assert test["Linf_pgd_lip"] == cells["pgd"]["lip"] and test["corruptions"] == {}
+
+
+def test_second_call_reuses_cells_and_version_bump_recomputes_one(run):
+    cfg, out, splits = run
+    evaluate_run(out, cfg, device="cpu", splits=splits, metrics=["clean", "pgd", "complexity"])
+    n_lines = len(read_cells(out))
+    again = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=["clean", "pgd", "complexity"])
+    assert again["computed"] == [] and again["reused"] == ["clean", "pgd", "complexity"]
+    assert len(read_cells(out)) == n_lines
+    bumped = {**cfg, "eval": {**cfg["eval"], "metric_versions": {**cfg["eval"]["metric_versions"], "pgd": 2}}}
+    res = evaluate_run(out, bumped, device="cpu", splits=splits, metrics=["clean", "pgd"])
+    assert res["computed"] == ["pgd"] and res["reused"] == ["clean"]
+    cells = read_cells(out)
+    assert len(cells) == n_lines + 1 and cells[-1]["metric_version"] == 2
+    assert cells[-1]["values"] == again["cells"]["pgd"]  # same seed, same numbers
+    assert {"arch_id", "checkpoint", "metric", "metric_version", "status", "device", "gpu_seconds", "started_at",
+            "finished_at", "code_version", "preset_hash"} <= set(cells[-1])
+    assert not [p for p in out.iterdir() if p.name.startswith(f".{EVAL_FILE}")]
+
+
+def test_corruption_cells_on_uncorrupted_copies_equal_clean_accuracy(run, data_dir, tmp_path, monkeypatch):
+    """A CIFAR-10-C folder whose every cell holds the first k test images unchanged must score their clean accuracy."""
+    cfg, out, splits = run
+    k = cfg["data"]["corruption_limit"]
+    root = tmp_path / "data"
+    (root / "cifar10-c").mkdir(parents=True)
+    (root / "cifar10").symlink_to(data_dir / "cifar10")
+    x = splits.test.x[:k].permute(0, 2, 3, 1).numpy()
+    y = splits.test.y[:k].numpy()
+    from nares.constants import CORRUPTIONS
+
+    for name in CORRUPTIONS:
+        np.save(root / "cifar10-c" / f"{name}.npy", np.concatenate([x] * 5))
+    np.save(root / "cifar10-c" / "labels.npy", np.concatenate([y] * 5))
+    monkeypatch.setenv("NARES_DATA_DIR", str(root))
+    res = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=["corruptions"])
+    assert res["computed"] == ["corruptions"]
+    corr = res["cells"]["corruptions"]
+    model = load_model(checkpoint_path(out, "best"), torch.device("cpu"), channels_last=False)
+    clean = evaluate_attacks(model, splits.test.x[:k], splits.test.y[:k], cfg["eval"], names=["clean"], batch_size=64)
+    assert list(corr) == list(CORRUPTIONS) and all(list(v) == ["1", "2", "3", "4", "5"] for v in corr.values())
+    assert {c["acc"] for sev in corr.values() for c in sev.values()} == {clean["clean"].acc}
+    rec = read_jsonl(out / "record.jsonl")[0]
+    assert rec["test_best"][0]["corruptions"]["fog"]["3"]["acc"] == pytest.approx(100 * clean["clean"].acc)
+
+
+def test_unfinished_run_and_unknown_metric_are_clear_errors(run, tmp_path):
+    cfg, out, _ = run
+    with pytest.raises(RunError, match="no finished training run"):
+        evaluate_run(tmp_path, cfg, device="cpu")
+    with pytest.raises(RunError, match="unknown metric 'pgd20'"):
+        evaluate_run(out, cfg, device="cpu", metrics=["pgd20"])
