@@ -1,0 +1,361 @@
+"""`Dataset`: query a NARes release (or a published-layout `cifar10.jsonl`) by architecture and metric.
+
+Loading is columnar and lazy: opening reads one summary row per architecture (every `Metric` at
+its definition point); per-epoch curves, corruptions and full records are read from the Parquet
+tables only for the architectures asked for. Every value returned is in the published units
+(percent accuracies, Params/MACs in millions, raw losses; see `Metric`). SQL (`Dataset.sql`) sees
+the internal tables, whose accuracies are fractions and whose params/macs are exact counts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nares.api import cache
+from nares.api.checkpoints import (
+    CheckpointError,
+    Fetcher,
+    fetch_verified,
+    load_verified_model,
+    local_fetcher,
+    store_fetcher,
+)
+from nares.api.metrics import Metric, MetricError, get_metric
+from nares.api.summary import build_summary, read_table_dir, table_files
+from nares.errors import ArchError, DataError
+from nares.space import Arch
+
+ArchLike = Arch | str | Sequence[int] | dict | int
+RECORD_TABLES = ("architectures", "runs", "history", "test_metrics", "corruptions")
+COORDS = ("d1", "w1", "d2", "w2", "d3", "w3")
+HISTORY_PCT = frozenset({"train_acc", "val_acc", "pgd", "pgd_stable", "cw", "cw_stable"})
+
+
+class Dataset:
+    """A NARes table of architectures. Open with `open_dataset` (release version, folder or jsonl)."""
+
+    def __init__(self, tables_root: Path, summary: pa.Table, source: str):
+        self.root = Path(tables_root)
+        self.source = source
+        self.summary = summary
+        self._ids = summary.column("arch_id").to_numpy()
+        self._row = {int(a): i for i, a in enumerate(self._ids)}
+        self._by_arch = {s: int(a) for s, a in zip(summary.column("arch").to_pylist(), self._ids, strict=True)}
+        self._values: dict[Metric, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, arch: object) -> bool:
+        try:
+            self.id_of(arch)  # type: ignore[arg-type]
+        except ArchError:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"Dataset({len(self)} architectures from {self.source})"
+
+    # ------------------------------------------------------------ architectures
+
+    @property
+    def arch_ids(self) -> np.ndarray:
+        """The arch ids present, ascending (the row order of every column this object returns)."""
+        return self._ids
+
+    def archs(self, arch_ids: Iterable[int] | None = None) -> list[Arch]:
+        strings = self.summary.column("arch").to_pylist()
+        rows = range(len(self)) if arch_ids is None else (self._row[int(i)] for i in arch_ids)
+        return [Arch.parse(strings[r]) for r in rows]
+
+    def id_of(self, arch: ArchLike) -> int:
+        """The arch_id of an Arch, `D1-W1-D2-W2-D3-W3` string, 6-tuple, published `arch` dict or arch_id."""
+        if isinstance(arch, int | np.integer) and not isinstance(arch, bool):
+            if int(arch) not in self._row:
+                raise ArchError(f"arch_id {arch} is not in this dataset ({self.source})")
+            return int(arch)
+        key = str(Arch.parse(arch))
+        if key not in self._by_arch:
+            raise ArchError(f"architecture {key} is not in this dataset ({self.source})")
+        return self._by_arch[key]
+
+    def arch_of(self, arch: ArchLike) -> Arch:
+        return Arch.parse(self.summary.column("arch")[self._row[self.id_of(arch)]].as_py())
+
+    # ------------------------------------------------------------ metrics
+
+    def values(self, metric: Metric | str) -> np.ndarray:
+        """`metric` of every architecture (order: `arch_ids`), published units; NaN where absent."""
+        m = Metric.parse(metric)
+        if m not in self._values:
+            col = self.summary.column(m.column)
+            if m.unit == "epoch":
+                arr = col.to_numpy().astype(np.int64)
+            else:
+                arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
+                if m.unit == "percent":
+                    from nares.records import pct_from_fraction
+
+                    arr = pct_from_fraction(arr)
+                elif m.unit == "millions":
+                    arr = arr / 1e6
+            arr.setflags(write=False)
+            self._values[m] = arr
+        return self._values[m]
+
+    def metric(self, arch: ArchLike, metric: Metric | str) -> float | int | None:
+        """One metric of one architecture (published units; None where absent). Test metrics allowed."""
+        v = self.values(metric)[self._row[self.id_of(arch)]]
+        if isinstance(v, np.integer):
+            return int(v)
+        return None if np.isnan(v) else float(v)
+
+    def get_objective(self, arch: ArchLike, metric: Metric | str = Metric.VAL_PGD_ACC) -> float:
+        """A search objective: refuses TEST_* metrics so that searches cannot read the test set."""
+        m = Metric.parse(metric)
+        if m.is_test:
+            raise MetricError(f"{m.value} is a test metric; a search objective must not read the test set")
+        return self.metric(arch, m)  # type: ignore[return-value]
+
+    @staticmethod
+    def get_metric(record: dict, metric: Metric | str) -> float | int | None:
+        """`metric` of a published-layout record (as returned by `query`), in the record's units."""
+        return get_metric(record, metric)
+
+    # ------------------------------------------------------------ records and curves
+
+    def _rows(self, name: str, ids: list[int], columns: list[str] | None = None) -> pa.Table:
+        return read_table_dir(self.root, name, columns, filters=[("arch_id", "in", ids)])
+
+    def batch_query(self, archs: Iterable[ArchLike]) -> list[dict]:
+        """Published-layout records (percent, millions) of `archs`, in the order asked."""
+        from nares.store.tables import tables_to_records
+
+        ids = [self.id_of(a) for a in archs]
+        if not ids:
+            return []
+        uniq = sorted(set(ids))
+        tables = {}
+        for name in RECORD_TABLES:
+            try:
+                tables[name] = self._rows(name, uniq)
+            except DataError:
+                if name != "corruptions":
+                    raise
+                from nares.store.tables import empty_table
+
+                tables[name] = empty_table(name)
+        tables["architectures"] = tables["architectures"].sort_by("arch_id")
+        by_id = {r["arch_id"]: r for r in tables_to_records(tables)}
+        return [by_id[i] for i in ids]
+
+    def query(self, arch: ArchLike) -> dict:
+        """The published-layout record of one architecture."""
+        return self.batch_query([arch])[0]
+
+    def curves(self, arch: ArchLike) -> dict[str, list[float]]:
+        """Per-epoch logs of one architecture (epoch 0 first): accuracies in percent, losses/Lipschitz raw."""
+        from nares.records import HISTORY_KEYS, pct_from_fraction
+
+        h = self._rows("history", [self.id_of(arch)]).sort_by("epoch")
+        return {k: (pct_from_fraction(h.column(k).to_numpy()) if k in HISTORY_PCT else h.column(k).to_numpy()).tolist()
+                for k in HISTORY_KEYS}
+
+    # ------------------------------------------------------------ filters, top-k, optimum
+
+    def mask(self, *, min_params: float | None = None, max_params: float | None = None,
+             min_macs: float | None = None, max_macs: float | None = None, **coords: int | Iterable[int]) -> np.ndarray:
+        """Boolean row mask. Bounds are inclusive raw counts (`max_macs=10e9` = 10 GMACs); `d1=4`,
+        `w3=(12, 14)` keep architectures whose coordinate takes one of the given values."""
+        keep = np.ones(len(self), dtype=bool)
+        for col, lo, hi in (("params", min_params, max_params), ("macs", min_macs, max_macs)):
+            arr = self.summary.column(col).to_numpy()
+            if lo is not None:
+                keep &= arr >= lo
+            if hi is not None:
+                keep &= arr <= hi
+        for name, allowed in coords.items():
+            if name.lower() not in COORDS:
+                raise ArchError(f"unknown filter {name!r} (filters: min_/max_params, min_/max_macs, {', '.join(COORDS)})")
+            vals = [allowed] if isinstance(allowed, int) else list(allowed)
+            keep &= np.isin(self.summary.column(name.lower()).to_numpy(), vals)
+        return keep
+
+    def filter(self, **bounds: Any) -> list[Arch]:
+        """Architectures passing `mask(**bounds)`, ascending arch_id."""
+        return self.archs(self._ids[self.mask(**bounds)])
+
+    def top(self, metric: Metric | str, k: int = 10, *, best_first: bool = True, **bounds: Any) -> list[tuple[Arch, float]]:
+        """The k best architectures by `metric` among those passing the filters (ties: lower arch_id first).
+
+        "Best" is highest for accuracies and lowest for losses, Lipschitz, costs and epochs
+        (`Metric.higher_is_better`); `best_first=False` lists the worst first. NaNs are skipped.
+        """
+        m = Metric.parse(metric)
+        vals = self.values(m).astype(np.float64)
+        rows = np.flatnonzero(self.mask(**bounds) & ~np.isnan(vals))
+        key = -vals[rows] if m.higher_is_better == best_first else vals[rows]
+        order = rows[np.lexsort((self._ids[rows], key))][: max(0, k)]
+        archs = self.archs(self._ids[order])
+        return [(a, self.metric(int(i), m)) for a, i in zip(archs, self._ids[order], strict=True)]  # type: ignore[misc]
+
+    def optimum(self, metric: Metric | str, **bounds: Any) -> tuple[Arch, float]:
+        """The best architecture by `metric` and its value (see `top`)."""
+        best = self.top(metric, 1, **bounds)
+        if not best:
+            raise DataError(f"no architecture passes the filters {bounds}")
+        return best[0]
+
+    # ------------------------------------------------------------ SQL, frames
+
+    def sql(self, query: str):
+        """Run DuckDB SQL over the views `summary` (per-architecture metrics) and the store's tables
+        (`architectures`, `runs`, `history`, `test_metrics`, `corruptions`, `manifest`); internal
+        units (fractions, counts). Returns a pyarrow Table."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("summary", self.summary)
+            for name in (*RECORD_TABLES, "manifest"):
+                files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in table_files(self.root, name))
+                if files:
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+            rel = con.sql(query)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+        except duckdb.Error as e:
+            raise DataError(f"SQL failed: {str(e).splitlines()[0]}") from None
+        finally:
+            con.close()
+
+    def frame(self, metrics: Iterable[Metric | str] | None = None):
+        """A pandas DataFrame: arch_id, arch, coordinates and the metrics (all by default), published units."""
+        import pandas as pd
+
+        cols: dict[str, Any] = {c: self.summary.column(c).to_numpy() for c in ("arch_id", *COORDS)}
+        cols["arch"] = self.summary.column("arch").to_pylist()
+        for m in map(Metric.parse, metrics or list(Metric)):
+            cols[m.value] = self.values(m)
+        return pd.DataFrame(cols)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def checkpoint_entry(self, arch: ArchLike, checkpoint: str = "best") -> dict:
+        """The manifest row (kind, key, sha256, size, epoch) of one checkpoint of `arch`."""
+        aid = self.id_of(arch)
+        try:
+            rows = self._rows("manifest", [aid]).filter(pc.equal(pc.field("kind"), checkpoint)).to_pylist()
+        except DataError:
+            raise CheckpointError(f"this dataset ({self.source}) has no checkpoint manifest") from None
+        if not rows:
+            raise CheckpointError(f"no {checkpoint!r} checkpoint of {self.arch_of(aid)} in the manifest")
+        return rows[-1]
+
+    def load_model(self, arch: ArchLike, checkpoint: str = "best", *, fetch: Fetcher | None = None,
+                   width_base: int | None = None):
+        """The trained PreActWRN of `arch` (eval mode) with weights verified against the manifest's sha256.
+
+        `fetch(key, dest)` downloads an object (`store_fetcher`, `s3_fetcher`, `local_fetcher`). By default
+        objects come from `$NARES_OBJECTS_DIR` or the release folder's `objects/` when present, else from
+        the project's object store (`nares.store.objects`). Files are cached by sha256.
+        """
+        entry = self.checkpoint_entry(arch, checkpoint)
+        if fetch is None:
+            local = os.environ.get("NARES_OBJECTS_DIR") or self.root.parent / "objects"
+            fetch = local_fetcher(local) if Path(local).is_dir() else store_fetcher()
+        path = fetch_verified(fetch, entry["key"], entry["sha256"], cache.cache_root() / "checkpoints")
+        return load_verified_model(path, self.arch_of(arch), width_base)
+
+
+# ---------------------------------------------------------------- opening
+
+def _summary_for(root: Path) -> pa.Table:
+    files = [f for name in ("architectures", "runs", "history", "test_metrics") for f in table_files(root, name)]
+    target = cache.cache_root() / "summary" / f"{cache.folder_fingerprint(files)}.parquet"
+    if target.is_file():
+        try:
+            return pq.read_table(target)
+        except (pa.ArrowInvalid, OSError):
+            pass
+    summary = build_summary(root)
+    _write_parquet(summary, target)
+    return summary
+
+
+def _write_parquet(table: pa.Table, target: Path) -> None:
+    from nares.io import atomic_write
+
+    try:
+        with atomic_write(target) as fh:
+            pq.write_table(table, fh)
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+def _tables_root(folder: Path) -> Path | None:
+    for cand in (folder, folder / "tables"):
+        if table_files(cand, "architectures"):
+            return cand
+    return None
+
+
+def _open_jsonl(path: Path) -> Dataset:
+    """Parse a published-layout jsonl once into Parquet tables in the user cache (keyed by sha256)."""
+    from nares.records import iter_jsonl
+    from nares.store.tables import records_to_tables, write_tables
+
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    entry = cache.jsonl_entry(cache.file_sha256(path))
+    if not (entry / "summary.parquet").is_file():
+        tmp = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            write_tables(records_to_tables(iter_jsonl(path)), tmp / "tables")
+            pq.write_table(build_summary(tmp / "tables"), tmp / "summary.parquet")
+            try:
+                os.replace(tmp, entry)  # an entry appears whole (summary.parquet inside) or not at all
+            except OSError:
+                if not (entry / "summary.parquet").is_file():
+                    raise  # not a concurrent writer's finished entry
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Dataset(entry / "tables", pq.read_table(entry / "summary.parquet"), source=str(path))
+
+
+def open_folder(folder: str | Path) -> Dataset:
+    """A release folder (Parquet tables, directly or under `tables/`, else its `cifar10.jsonl`)."""
+    folder = Path(folder)
+    root = _tables_root(folder)
+    if root is not None:
+        return Dataset(root, _summary_for(root), source=str(folder))
+    if (folder / "cifar10.jsonl").is_file():
+        return _open_jsonl(folder / "cifar10.jsonl")
+    raise DataError(f"{folder} holds neither Parquet tables nor a cifar10.jsonl")
+
+
+def open_dataset(source: str | Path | None = None, *, release: str | None = None, data: str | Path | None = None) -> Dataset:
+    """Open a dataset from exactly one of: `release` (a version, fetched with `nares.release.fetch_release`),
+    `data` (a published-layout `cifar10.jsonl`), or `source` (a jsonl file or release folder)."""
+    given = [x for x in (source, release, data) if x is not None]
+    if len(given) != 1:
+        raise DataError("give exactly one of a release version, a data file or a folder")
+    if release is not None:
+        try:
+            from nares.release import fetch_release
+        except ImportError:
+            raise DataError(f"cannot open release {release!r}: this installation has no release module") from None
+        return open_folder(fetch_release(release))
+    path = Path(data if data is not None else source)  # type: ignore[arg-type]
+    if path.is_dir():
+        return open_folder(path)
+    return _open_jsonl(path)
