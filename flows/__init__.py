@@ -1,0 +1,1 @@
+"""Prefect flows of the factory (thin: the work is in `nares/` and `tasks/`)."""

@@ -1,0 +1,88 @@
+"""What one long-lived sweep worker does per architecture: train (resumable), evaluate, report device time.
+
+Modes:
+- `train`:   `nares.train.train_arch` then `nares.evaluate.evaluate_run` into the architecture's run folder;
+             both resume / skip what is already there, so a restarted worker loses at most the current epoch.
+- `dry-run`: a stand-in trainer that only sleeps `sweep.dry_run_sleep_ms` and writes nothing; it measures the
+             scheduling overhead of a sweep without the cost of training (`sweep.dry_run_fail_archs` make it
+             raise for chosen architectures, to exercise retries).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from nares.sweep.selection import SweepError
+
+MODES = ("train", "dry-run")
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+
+
+def _splits_to(splits: Any, device: str) -> Any:
+    """The same splits with every image set moved to `device` (loaded once per worker, kept there)."""
+    if is_dataclass(splits):
+        return type(splits)(**{f.name: getattr(splits, f.name).to(device) for f in fields(splits)})
+    return type(splits)(*(s.to(device) for s in splits))
+
+
+class ArchRunner:
+    """One worker's state: the resolved preset, its device and (in `train` mode) the data splits on it."""
+
+    def __init__(self, cfg: dict, mode: str = "train", device: str = "auto"):
+        if mode not in MODES:
+            raise SweepError(f"unknown sweep mode {mode!r} (expected one of {', '.join(MODES)})")
+        self.cfg, self.mode = cfg, mode
+        self.device = resolve_device(device)
+        self.splits = None
+        if mode == "train":
+            from nares.data import load_splits
+
+            self.splits = _splits_to(load_splits(cfg["data"], seed=cfg["train"]["seed"]), self.device)
+
+    def run(self, arch: str, run_dir: str | Path) -> dict:
+        """Train and evaluate `arch` in `run_dir`; returns device seconds per phase and the device name."""
+        t0 = time.perf_counter()
+        if self.mode == "dry-run":
+            time.sleep(self.cfg["sweep"]["dry_run_sleep_ms"] / 1000)
+            if arch in self.cfg["sweep"]["dry_run_fail_archs"]:
+                raise SweepError(f"dry-run: injected failure of {arch}")
+            return {"arch": arch, "train_seconds": time.perf_counter() - t0, "eval_seconds": 0.0, "device": "dry-run"}
+        from nares.evaluate import evaluate_run
+        from nares.train import train_arch
+
+        trained = train_arch(arch, self.cfg, Path(run_dir), device=self.device, splits=self.splits, progress=False)
+        t1 = time.perf_counter()
+        evaluate_run(Path(run_dir), self.cfg, device=self.device, splits=self.splits)
+        t2 = time.perf_counter()
+        return {"arch": arch, "train_seconds": t1 - t0, "eval_seconds": t2 - t1, "device": device_name(self.device),
+                "epochs_run": trained.epochs_run, "resumed_from": trained.resumed_from}
+
+    def evaluate(self, run_dir: str | Path, cells: list[tuple[str, list[str]]]) -> dict:
+        """Evaluate only the given (checkpoint, metrics) cells (missing or stale); returns device seconds."""
+        t0 = time.perf_counter()
+        for checkpoint, metrics in cells:
+            if self.mode == "dry-run":
+                time.sleep(self.cfg["sweep"]["dry_run_sleep_ms"] / 1000)
+                continue
+            from nares.evaluate import evaluate_run
+
+            evaluate_run(Path(run_dir), self.cfg, device=self.device, splits=self.splits, metrics=metrics,
+                         checkpoint=checkpoint)
+        device = device_name(self.device) if self.mode == "train" else "dry-run"
+        return {"eval_seconds": time.perf_counter() - t0, "train_seconds": 0.0, "device": device}

@@ -1,0 +1,4 @@
+"""Ray execution of a sweep: a pool of long-lived actors fed from a bounded, cost-ordered queue.
+
+Adapts `nares.sweep` to Ray; holds no protocol logic of its own.
+"""
