@@ -17,7 +17,8 @@ from nares.errors import ConfigError, DataError
 
 @pytest.fixture(scope="module")
 def tiny_data() -> dict:
-    return load_preset("tiny")["data"]
+    """The tiny preset's data section with the sizes the expectations below are written for."""
+    return {**load_preset("tiny")["data"], "train_limit": 3000, "val_holdout": 256, "test_limit": 500}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,109 @@
+"""Time to validate and publish a synthetic release of all 15,625 architectures (100 epochs each).
+
+Builds synthetic records (`nares.synthetic`, not timed), stores them as tables with a manifest of
+62,500 checkpoint rows, then times `nares.release.publish` against an embedded S3 server started on a
+free port: Great Expectations validation, Parquet tables, the 15,625-line cifar10.jsonl, dataset card,
+checksums and the upload of every file. Checkpoint objects are not materialised (62,500 files), so
+checkpoint verification is `none` here; `head` costs one HEAD request per checkpoint.
+Writes benchmarks/results/release_15625.json.
+
+    .venv/bin/python benchmarks/release_15625.py [--n 15625] [--epochs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from nares.constants import CHECKPOINT_KINDS
+from nares.release import publish
+from nares.store.local_server import LocalS3Server, free_port
+from nares.store.objects import ObjectStore
+from nares.store.tables import SCHEMAS, records_to_tables, write_tables
+from nares.synthetic import synthetic_records
+from nares.validation import validate_tables
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=15_625)
+    ap.add_argument("--epochs", type=int, default=100)
+    args = ap.parse_args()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    recs = synthetic_records(args.n, seed=0, epochs=args.epochs)
+    timings["generate_records_s"] = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="nares-bench-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        tables = records_to_tables(recs)
+        ids = tables["architectures"].column("arch_id").to_pylist()
+        tables["manifest"] = pa.Table.from_pylist(
+            [
+                {
+                    "arch_id": i,
+                    "kind": k,
+                    "key": f"objects/sha256/{i}/{k}",
+                    "sha256": hashlib.sha256(f"{i}/{k}".encode()).hexdigest(),
+                    "size": 1,
+                    "epoch": 0,
+                }
+                for i in ids
+                for k in CHECKPOINT_KINDS
+            ],
+            schema=SCHEMAS["manifest"],
+        )
+        write_tables(tables, tmp / "tables")
+        timings["records_to_tables_and_write_s"] = time.perf_counter() - t0
+        del recs
+        t0 = time.perf_counter()
+        check = validate_tables(tables, epochs=args.epochs, expected_archs=ids, verify_checkpoints="none")
+        timings["validate_only_s"] = time.perf_counter() - t0
+        assert check.success, check.failures
+        server = LocalS3Server(tmp / "s3", free_port())
+        server.start()
+        try:
+            store = ObjectStore(server.settings())
+            store.ensure_bucket()
+            t0 = time.perf_counter()
+            info = publish(
+                "bench",
+                tables_root=tmp / "tables",
+                store=store,
+                expected_archs=ids,
+                preset="full",
+                verify_checkpoints="none",
+                dest_root=tmp / "releases",
+                dvc_repo=None,
+            )
+            timings["publish_total_s"] = time.perf_counter() - t0
+        finally:
+            server.stop()
+    result = {
+        "n_archs": info["n_archs"],
+        "epochs": args.epochs,
+        "release_files": info["files"],
+        "release_mib": round(info["bytes"] / (1 << 20), 1),
+        "validation_expectations": info["validation"]["n_expectations"],
+        **{k: round(v, 1) for k, v in timings.items()},
+        "publish_phases_s": info["seconds"],
+        "publish_includes": "read tables, validate (GX + Data Docs), write tables, cifar10.jsonl, card, SHA256SUMS, upload",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other work while measured)",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "release_15625.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""Releases: validated, immutable, checksummed snapshots of the dataset, kept in the object store and in DVC.
+
+A release `V` is a folder (`releases/V/` in the repository, `<prefix>/releases/V/` in the object store):
+
+    tables/<table>/part-NNN.parquet   the seven tables (`nares.store.tables` layout; fractions, exact counts)
+    cifar10.jsonl            the published layout (PROTOCOL §4: percent, Params/MACs in millions)
+    DATASET_CARD.md          metric definitions, units, cost, provenance
+    validation/              the Great Expectations report (Data Docs HTML) and summary.json
+    SHA256SUMS               sha256 of every file above
+    RELEASE.json             version, validation result, counts, checksum of SHA256SUMS (uploaded last)
+
+`publish` refuses to build a release whose tables fail validation (naming the failing expectations)
+and never replaces an existing version. A version is listed only once its RELEASE.json is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nares.config import REPO_ROOT, load_preset, params_path
+from nares.errors import NaresError
+from nares.io import sha256_file
+from nares.records import write_jsonl
+
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RELEASE_FILE = "RELEASE.json"
+SUMS_FILE = "SHA256SUMS"
+
+
+class ReleaseError(NaresError):
+    """A release that cannot be published, found or verified."""
+
+
+class ReleaseRefused(ReleaseError):
+    """Validation failed: the release was not published."""
+
+    def __init__(self, version: str, failures: list[str], report_dir: str | None):
+        self.failures, self.report_dir = failures, report_dir
+        shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        super().__init__(
+            f"release {version} refused: {len(failures)} expectation(s) failed: {shown}"
+            + (f" (report: {report_dir})" if report_dir else "")
+        )
+
+
+def releases_root() -> Path:
+    """Local release folders: `$NARES_RELEASES`, else `<repo>/releases` (DVC-tracked)."""
+    return Path(os.environ.get("NARES_RELEASES", REPO_ROOT / "releases")).resolve()
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise ReleaseError(
+            f"release version {version!r} must be 1-64 letters, digits, '.', '_' or '-' (e.g. v1.0)"
+        )
+    return version
+
+
+def _store_key(store, version: str, rel: str = "") -> str:
+    return store.settings.key("releases", version, rel)
+
+
+def infer_preset(tables) -> str:
+    """The preset of params.yaml whose width_base and epochs fit the tables."""
+    import yaml
+
+    from nares import complexity
+
+    arch = tables["architectures"]
+    if arch.num_rows == 0:
+        raise ReleaseError("the tables hold no architecture: nothing to release")
+    a, params = arch.column("arch")[0].as_py(), arch.column("params")[0].as_py()
+    hist = tables["history"]
+    first = arch.column("arch_id")[0].as_py()
+    n_epochs = sum(1 for i in hist.column("arch_id").to_pylist() if i == first)
+    for name in yaml.safe_load(params_path().read_text())["presets"]:
+        cfg = load_preset(name)
+        if complexity.params(a, cfg["model"]["width_base"]) == params and cfg["train"]["epochs"] == n_epochs:
+            return name
+    raise ReleaseError(
+        f"no preset of {params_path()} has the width_base and epochs ({n_epochs}) of these tables; name one"
+    )
+
+
+def _sums(folder: Path) -> dict[str, str]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (SUMS_FILE, RELEASE_FILE))
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+
+
+def _cost(tables) -> dict[str, Any]:
+    runs, ledger = tables["runs"], tables["ledger"]
+    train_days = sum(v for v in runs.column("training_time_gpu_days").to_pylist() if v is not None)
+    by_metric: dict[str, float] = {}
+    for m, s in zip(
+        ledger.column("metric").to_pylist(), ledger.column("gpu_seconds").to_pylist(), strict=True
+    ):
+        if m != "train" and s is not None:
+            by_metric[m] = by_metric.get(m, 0.0) + s
+    devices = sorted(
+        {d for d in ledger.column("device").to_pylist() if d} | set(runs.column("gpu_type").to_pylist())
+    )
+    return {
+        "training_gpu_days": train_days,
+        "evaluation_gpu_days": sum(by_metric.values()) / 86400,
+        "evaluation_gpu_seconds_by_metric": dict(sorted(by_metric.items())),
+        "devices": devices,
+    }
+
+
+def _dataset_card(
+    version: str, preset: str, cfg: dict, n_archs: int, cost: dict, validation: dict, created: str
+) -> str:
+    ev = cfg["eval"]
+    lines = [
+        f"# NARes release {version}",
+        "",
+        f"Created {created} from preset `{preset}` (params.yaml); {n_archs} architectures; "
+        f"validation {'passed' if validation['success'] else 'FAILED'} ({validation['n_expectations']} expectations, "
+        "report in `validation/index.html`).",
+        "",
+        "## Files and units",
+        "- `cifar10.jsonl`: one JSON object per architecture in the published NARes layout. Every accuracy and",
+        "  stable accuracy is a PERCENTAGE (0–100); losses and Lipschitz estimates are raw; `Params` and `MACs`",
+        "  are in MILLIONS (e.g. 23.354842 and 3361.936896 for 4-8-4-8-4-8); `timestamp` is YYYY-MM-DD;",
+        "  `training_time` is in GPU-days (device-days when trained without a GPU); `best_epoch` is 0-based.",
+        "- `tables/*.parquet`: the same data in columns. Accuracies are FRACTIONS in [0, 1]; `params`/`macs` are",
+        "  exact counts. Tables: architectures, runs, history (one row per epoch), test_metrics, corruptions,",
+        "  manifest (arch_id, checkpoint kind → object key, sha256, size, epoch), ledger (cost of every",
+        "  evaluation: device, gpu_seconds, timestamps, code version, settings hash).",
+        "- `SHA256SUMS`: sha256 of every file; `RELEASE.json`: summary and the sha256 of SHA256SUMS.",
+        "",
+        "## Metric definitions",
+        "- Architecture `D1-W1-D2-W2-D3-W3`; arch_id in ascending MACs (ties: parameters, then the encoding).",
+        f"- Training: {cfg['train']['epochs']} epochs of PGD-{cfg['train']['attack']['steps']} adversarial training,"
+        f" ε = {cfg['train']['attack']['eps_255']}/255, seed recorded per run.",
+        f"- VAL_* (per epoch, `train[0]` lists): validation split `{cfg['data']['val']}`; clean accuracy and loss;"
+        f" PGD-{cfg['validation']['pgd']['steps']} and CW-{cfg['validation']['cw']['steps']} accuracy, stable accuracy,"
+        " Lipschitz estimate and loss. VAL_* metrics of an architecture are read at `best_epoch`.",
+        f"- best_epoch: the epoch of highest validation CW-{cfg['validation']['cw']['steps']} accuracy (ties: earlier).",
+        f"- TEST_* (`test_best[0]`): best checkpoint on the test split `{cfg['data']['test']}`"
+        f"{'' if cfg['data']['test_limit'] is None else ' (first ' + str(cfg['data']['test_limit']) + ' images)'}, L∞ ε = {ev['eps_255']}/255:"
+        f" clean; FGSM (one step of ε); PGD-{ev['pgd']['steps']} (step {ev['pgd']['step_255']}/255, uniform start);"
+        f" CW-{ev['cw']['steps']} (margin loss, κ = {ev['cw']['kappa']}); AA-Compact (APGD-CE then APGD-T,"
+        f" {ev['aa']['apgd_ce']['n_iter']} iterations each; robust only if both fail).",
+        "- Stable accuracy: share of points whose prediction on the attacked input equals the clean prediction.",
+        "- Lipschitz: mean of ‖f(x) − f(x̂)‖₁ / ‖(x − x̂) + 1e-6‖∞ on logits.",
+        "- Corruptions: CIFAR-10-C, accuracy and loss per (corruption, severity 1..5); TEST_CORRUPT_ACC is the mean",
+        "  over the evaluated cells (`corrupt_acc` in test_metrics; empty when CIFAR-10-C was not evaluated).",
+        "",
+        "## Cost",
+        f"- Training: {cost['training_gpu_days']:.6g} GPU-days; evaluation: {cost['evaluation_gpu_days']:.6g} GPU-days"
+        f" (devices: {', '.join(cost['devices']) or 'n/a'}).",
+        *(f"  - {m}: {s:.6g} GPU-seconds" for m, s in cost["evaluation_gpu_seconds_by_metric"].items()),
+        "",
+        "## Checkpoints",
+        "Four per architecture (e74, e89, last, best), content-addressed in the object store; `manifest` gives each",
+        "key and sha256 (`nares store get KEY`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _dvc(repo: Path, *args: str, env: dict[str, str]) -> str:
+    exe = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    out = subprocess.run([exe, *args], cwd=repo, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        msg = (out.stderr.strip() or out.stdout.strip()).splitlines()
+        raise ReleaseError(f"`dvc {' '.join(args)}` failed: {msg[-1] if msg else out.returncode}")
+    return out.stdout
+
+
+def dvc_env(settings) -> dict[str, str]:
+    """The environment DVC needs to reach the object store (credentials passed, never written to disk)."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    if settings.access_key_id:
+        env["AWS_ACCESS_KEY_ID"] = settings.access_key_id
+    if settings.secret_access_key:
+        env["AWS_SECRET_ACCESS_KEY"] = settings.secret_access_key
+    return env
+
+
+DVC_REMOTE = "store"
+
+
+def _dvc_remote(repo: Path) -> dict[str, str]:
+    """The `store` remote's settings as DVC resolves them (`.dvc/config`, then `.dvc/config.local`)."""
+    import configparser
+
+    out: dict[str, str] = {}
+    for name in ("config", "config.local"):
+        parser = configparser.ConfigParser()
+        parser.read(repo / ".dvc" / name)
+        section = f"'remote \"{DVC_REMOTE}\"'"
+        if parser.has_section(section):
+            out.update(parser[section])
+    return out
+
+
+def record_in_dvc(repo: Path, folder: Path, settings, *, push: bool = True) -> Path:
+    """`dvc add` the release folder (writing `<folder>.dvc`) and push it to the `store` remote.
+
+    The remote is pointed (in the untracked `.dvc/config.local`) at the same endpoint and bucket as `settings`.
+    """
+    rel = os.path.relpath(folder, repo)
+    env = dvc_env(settings)
+    _dvc(repo, "add", "--quiet", rel, env=env)
+    if push:
+        current = _dvc_remote(repo)
+        if current.get("url") != settings.url("dvc"):
+            _dvc(repo, "remote", "modify", "--local", DVC_REMOTE, "url", settings.url("dvc"), env=env)
+        if settings.endpoint_url and current.get("endpointurl") != settings.endpoint_url:
+            _dvc(
+                repo, "remote", "modify", "--local", DVC_REMOTE, "endpointurl", settings.endpoint_url, env=env
+            )
+        _dvc(repo, "push", "--quiet", "--remote", DVC_REMOTE, f"{rel}.dvc", env=env)
+    return Path(f"{folder}.dvc")
+
+
+def publish(
+    version: str,
+    *,
+    tables_root: str | Path,
+    store=None,
+    expected_archs: Iterable[int] | None = None,
+    preset: str | None = None,
+    verify_checkpoints: str = "full",
+    tolerance: float | None = None,
+    dest_root: str | Path | None = None,
+    dvc_repo: str | Path | None = REPO_ROOT,
+) -> dict[str, Any]:
+    """Validate the tables under `tables_root` and publish them as release `version`; returns RELEASE.json.
+
+    Raises ReleaseRefused (naming the failing expectations) when validation fails, ReleaseError when
+    the version exists locally or in the store. The release folder is recorded in DVC (`dvc add` + `dvc push`)
+    when it lies inside `dvc_repo`; `dvc_repo=None` skips that; a DVC failure is reported in `dvc_error`.
+    """
+    from nares.store.objects import ObjectStore
+    from nares.store.tables import TABLES, iter_records, read_tables, tables_lock
+    from nares.validation import DEFAULT_TOLERANCE, validate_tables
+
+    check_version(version)
+    store = store or ObjectStore.from_settings()
+    dest_root = Path(dest_root) if dest_root else releases_root()
+    final = dest_root / version
+    if final.exists() or Path(f"{final}.dvc").exists():
+        raise ReleaseError(f"release {version} already exists at {final}; versions are never overwritten")
+    if store.head(_store_key(store, version, RELEASE_FILE)) is not None:
+        raise ReleaseError(
+            f"release {version} already exists in the object store; versions are never overwritten"
+        )
+    if not Path(tables_root).is_dir():
+        raise ReleaseError(f"tables folder {tables_root} does not exist")
+    dest_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=dest_root))
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        seconds[name] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
+    try:
+        with tables_lock(tables_root):  # a consistent snapshot, even while a sweep keeps ingesting
+            for name in TABLES:
+                if (Path(tables_root) / name).is_dir():
+                    shutil.copytree(
+                        Path(tables_root) / name,
+                        staging / "tables" / name,
+                        ignore=shutil.ignore_patterns(".*"),
+                    )
+        tables = read_tables(staging / "tables")
+        lap("snapshot")
+        preset = preset or infer_preset(tables)
+        cfg = load_preset(preset)
+        result = validate_tables(
+            tables,
+            store=store,
+            epochs=cfg["train"]["epochs"],
+            width_base=cfg["model"]["width_base"],
+            expected_archs=expected_archs,
+            tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+            verify_checkpoints=verify_checkpoints,
+            report_dir=staging / "validation",
+        )
+        lap("validate")
+        if not result.success:
+            from nares.store.settings import nares_home
+
+            kept = nares_home() / "refused" / f"{version}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(staging / "validation"), kept)
+            raise ReleaseRefused(version, result.failures, str(kept))
+        n = write_jsonl(staging / "cifar10.jsonl", iter_records(tables))
+        lap("export_jsonl")
+        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cost = _cost(tables)
+        validation = {
+            "success": result.success,
+            "n_expectations": result.n_expectations,
+            "failures": result.failures,
+            "tolerance": result.stats["tolerance"],
+            "verify_checkpoints": verify_checkpoints,
+        }
+        (staging / "DATASET_CARD.md").write_text(
+            _dataset_card(version, preset, cfg, n, cost, validation, created)
+        )
+        sums = _sums(staging)
+        lap("checksums")
+        (staging / SUMS_FILE).write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
+        from nares.train.runtime import code_version
+
+        info = {
+            "version": version,
+            "created_at": created,
+            "preset": preset,
+            "n_archs": n,
+            "validation": validation,
+            "cost": cost,
+            "code_version": code_version(),
+            "files": len(sums),
+            "bytes": sum((staging / p).stat().st_size for p in sums),
+            "sha256sums_sha256": sha256_file(staging / SUMS_FILE),
+            "store": store.settings.url("releases", version),
+        }
+        (staging / RELEASE_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(
+                pool.map(
+                    lambda rel: store.put_file(staging / rel, key=_store_key(store, version, rel)),
+                    [*sums, SUMS_FILE],
+                )
+            )
+        store.put_file(
+            staging / RELEASE_FILE, key=_store_key(store, version, RELEASE_FILE)
+        )  # last: makes it visible
+        lap("upload")
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if dvc_repo is not None and final.resolve().is_relative_to(Path(dvc_repo).resolve()):
+        try:
+            info["dvc_file"] = str(record_in_dvc(Path(dvc_repo), final, store.settings))
+        except ReleaseError as e:  # the release itself is published; DVC can be caught up by hand
+            info["dvc_error"] = f"{e} (record it later: dvc add {final} && dvc push)"
+        lap("dvc")
+    info["path"] = str(final)
+    info["seconds"] = seconds
+    return info
+
+
+def _verify_folder(folder: Path) -> None:
+    info = json.loads((folder / RELEASE_FILE).read_text())
+    if sha256_file(folder / SUMS_FILE) != info["sha256sums_sha256"]:
+        raise ReleaseError(f"{folder / SUMS_FILE} does not match the checksum in {RELEASE_FILE}")
+    for line in (folder / SUMS_FILE).read_text().splitlines():
+        digest, rel = line.split("  ", 1)
+        path = folder / rel
+        if not path.is_file() or sha256_file(path) != digest:
+            raise ReleaseError(f"release file {path} is missing or does not match {SUMS_FILE}")
+
+
+def fetch_release(version: str, dest: str | Path | None = None, *, store=None) -> Path:
+    """A local folder holding release `version`, every file checked against SHA256SUMS.
+
+    Uses the local copy (`releases/<version>`, or `dest`) when complete, else downloads it from the store.
+    """
+    from nares.store.objects import ObjectStore
+
+    check_version(version)
+    folder = Path(dest) if dest else releases_root() / version
+    if (folder / RELEASE_FILE).is_file():
+        _verify_folder(folder)
+        return folder
+    store = store or ObjectStore.from_settings()
+    prefix = _store_key(store, version) + "/"
+    keys = store.list_keys(prefix)
+    if prefix + RELEASE_FILE not in keys:
+        raise ReleaseError(f"release {version} is not in the object store ({store.settings.url('releases')})")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=folder.parent if folder.parent.exists() else None))
+    try:
+        for key in keys:
+            store.get_file(key, tmp / key[len(prefix) :])
+        _verify_folder(tmp)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.move(str(tmp), folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def list_releases(*, store=None, local_root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every release version (object store and local folders) with its validation result and checksums."""
+    from nares.store.objects import ObjectStore, StoreError
+
+    found: dict[str, dict[str, Any]] = {}
+    root = Path(local_root) if local_root else releases_root()
+    for path in sorted(root.glob(f"*/{RELEASE_FILE}")):
+        info = json.loads(path.read_text())
+        found[info["version"]] = {**info, "where": ["local"]}
+    try:
+        store = store or ObjectStore.from_settings()
+        prefix = _store_key(store, "") + "/"
+        for key in store.list_keys(prefix):
+            if key.endswith("/" + RELEASE_FILE) and key.count("/") == prefix.count("/") + 1:
+                info = json.loads(store.get_bytes(key))
+                entry = found.setdefault(info["version"], {**info, "where": []})
+                entry["where"].append("store")
+    except StoreError as e:
+        for entry in found.values():
+            entry["store_error"] = str(e)
+    out = []
+    for v in sorted(found, key=lambda v: found[v]["created_at"]):
+        e = found[v]
+        out.append(
+            {
+                "version": v,
+                "created_at": e["created_at"],
+                "preset": e.get("preset"),
+                "n_archs": e.get("n_archs"),
+                "validation": "passed" if e["validation"]["success"] else "failed",
+                "n_expectations": e["validation"]["n_expectations"],
+                "sha256sums_sha256": e["sha256sums_sha256"],
+                "files": e.get("files"),
+                "bytes": e.get("bytes"),
+                "where": e["where"],
+                "store": e.get("store"),
+            }
+        )
+    return out

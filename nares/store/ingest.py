@@ -1,0 +1,147 @@
+"""Ingest one finished run folder into the object store and the tables (idempotent).
+
+A run folder (written by `nares train` / `nares evaluate`) holds `train_done.json` (the completion
+marker: history, checkpoint sha256s and epochs, training cost), `checkpoints/<kind>.pt` for the four
+kinds, `record.jsonl` (the published-layout record) and `evaluations.jsonl` (one JSON object per
+evaluated cell). Ingest uploads the checkpoints content-addressed and verified, then upserts the
+record tables, the ledger and, last, the manifest, so that `is_complete` is true only once all of
+an architecture is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nares.constants import CHECKPOINT_KINDS
+from nares.errors import NaresError
+from nares.records import read_jsonl, validate_record
+from nares.store.objects import ObjectStore
+from nares.store.tables import SCHEMAS, SHARD_ARCHS, records_to_tables, shard_path, write_tables
+
+DONE_FILE = "train_done.json"
+RECORD_FILE = "record.jsonl"
+EVAL_FILE = "evaluations.jsonl"
+TRAIN_METRIC = "train"  # the ledger row holding the training cost of a run
+
+
+class IngestError(NaresError):
+    """A run folder that cannot be ingested (incomplete, inconsistent or corrupt)."""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IngestError(f"{path} is missing: the run is not finished") from None
+    except json.JSONDecodeError as e:
+        raise IngestError(f"{path} is not JSON ({e.msg})") from None
+
+
+def _ledger_rows(run_dir: Path, aid: int, done: dict[str, Any]) -> list[dict[str, Any]]:
+    train_phase = done.get("phases", {}).get("train", {})
+    rows = [
+        {
+            "arch_id": aid,
+            "checkpoint": "all",
+            "metric": TRAIN_METRIC,
+            "metric_version": 1,
+            "status": "done",
+            "device": done.get("device") or done.get("gpu_type"),
+            "gpu_seconds": train_phase.get("gpu_seconds", train_phase.get("wall_seconds")),
+            "started_at": done.get("started_at") or done.get("timestamp"),
+            "finished_at": done.get("finished_at") or done.get("timestamp"),
+            "code_version": done.get("code_version"),
+            "preset_hash": done.get("preset_hash"),
+        }
+    ]
+    path = run_dir / EVAL_FILE
+    if path.exists():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                cell = json.loads(line)
+            except json.JSONDecodeError:
+                raise IngestError(f"{path} line {n} is not JSON") from None
+            rows.append(
+                {
+                    "arch_id": aid,
+                    "checkpoint": cell.get("checkpoint"),
+                    "metric": cell.get("metric"),
+                    "metric_version": cell.get("metric_version"),
+                    "status": cell.get("status", "done"),
+                    "device": cell.get("device"),
+                    "gpu_seconds": cell.get("gpu_seconds", cell.get("wall_seconds")),
+                    "started_at": cell.get("started_at"),
+                    "finished_at": cell.get("finished_at"),
+                    "code_version": cell.get("code_version"),
+                    "preset_hash": cell.get("preset_hash"),
+                }
+            )
+    return rows
+
+
+def ingest_run(
+    store: ObjectStore, tables_root: str | Path, run_dir: str | Path, *, arch_id: int | None = None
+) -> None:
+    """Upload the run's four checkpoints, then upsert its record, ledger and manifest rows.
+
+    `arch_id` (default: the record's) is the id the tables use for this architecture. Running it again
+    on the same folder stores nothing new.
+    """
+    run_dir = Path(run_dir)
+    done = _read_json(run_dir / DONE_FILE)
+    recs = read_jsonl(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).exists() else []
+    if len(recs) != 1:
+        raise IngestError(
+            f"{run_dir / RECORD_FILE} must hold exactly one record (found {len(recs)}); run `nares evaluate` first"
+        )
+    rec = recs[0]
+    if arch_id is not None:
+        rec["arch_id"] = int(arch_id)
+    validate_record(rec)
+    aid = rec["arch_id"]
+    entries = done.get("checkpoints", {})
+    manifest = []
+    for kind in CHECKPOINT_KINDS:
+        entry = entries.get(kind)
+        if entry is None:
+            raise IngestError(f"{run_dir / DONE_FILE} lists no {kind!r} checkpoint")
+        path = run_dir / entry.get("file", f"checkpoints/{kind}.pt")
+        if not path.is_file():
+            raise IngestError(f"checkpoint {path} is missing")
+        key, sha, size = store.put_file(path)
+        if sha != entry["sha256"]:
+            raise IngestError(
+                f"checkpoint {path} has sha256 {sha[:12]}…, but {DONE_FILE} records {entry['sha256'][:12]}…"
+            )
+        manifest.append(
+            {"arch_id": aid, "kind": kind, "key": key, "sha256": sha, "size": size, "epoch": entry["epoch"]}
+        )
+    tables = records_to_tables([rec])
+    tables["ledger"] = pa.Table.from_pylist(_ledger_rows(run_dir, aid, done), schema=SCHEMAS["ledger"])
+    tables["manifest"] = pa.Table.from_pylist(manifest, schema=SCHEMAS["manifest"])
+    write_tables(tables, tables_root)
+
+
+def _shard_rows(tables_root: Path, name: str, arch_id: int, columns: list[str]) -> pa.Table:
+    path = shard_path(tables_root, name, (arch_id - 1) // SHARD_ARCHS)
+    if not path.exists():
+        return SCHEMAS[name].empty_table().select(columns)
+    return pq.read_table(path, columns=columns, filters=[("arch_id", "=", arch_id)])
+
+
+def is_complete(tables_root: str | Path, arch_id: int) -> bool:
+    """True when the tables hold the architecture's record and all four manifest rows."""
+    root = Path(tables_root)
+    kinds = set(_shard_rows(root, "manifest", int(arch_id), ["arch_id", "kind"]).column("kind").to_pylist())
+    if kinds != set(CHECKPOINT_KINDS):
+        return False
+    return all(
+        _shard_rows(root, n, int(arch_id), ["arch_id"]).num_rows == 1 for n in ("runs", "test_metrics")
+    )

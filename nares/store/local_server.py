@@ -1,0 +1,209 @@
+"""The embedded S3 server: s3rver (Node), disk-backed, on loopback; start, stop, status, bucket creation.
+
+Why s3rver: it installs from npm here, speaks the S3 API used by boto3 and DVC (multipart included) and
+keeps its objects on disk, so a release published today is still there after a restart tomorrow
+(moto, the other candidate, keeps everything in memory). It runs as `node s3rver.js` directly: one PID,
+recorded in `<state>/s3rver.pid`; its data lives in `<state>/data` (default state: `$NARES_HOME/s3`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from nares.config import REPO_ROOT
+from nares.errors import NaresError
+from nares.store.settings import DEFAULT_PORT, StoreSettings, nares_home
+
+S3RVER_JS = REPO_ROOT / "infra" / "local" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+ADDRESS = "127.0.0.1"
+
+
+class ServerError(NaresError):
+    """The embedded S3 server cannot be started or stopped."""
+
+
+def state_dir() -> Path:
+    return nares_home() / "s3"
+
+
+def default_port() -> int:
+    return int(os.environ.get("NARES_S3_PORT", DEFAULT_PORT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((ADDRESS, 0))
+        return s.getsockname()[1]
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"s3rver" in cmdline else None  # a recycled PID is not ours
+
+
+def _healthy(port: int, timeout: float = 1.0) -> bool:
+    try:
+        urllib.request.urlopen(f"http://{ADDRESS}:{port}/", timeout=timeout).close()
+        return True
+    except urllib.error.HTTPError:
+        return True  # it answered (an unsigned request may be refused): it is up
+    except OSError:
+        return False
+
+
+class LocalS3Server:
+    """One s3rver process serving `state/data` on 127.0.0.1:`port`."""
+
+    def __init__(self, state: str | Path | None = None, port: int | None = None):
+        self.state = Path(state) if state else state_dir()
+        self.port = int(port) if port else default_port()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state / "s3rver.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state / "s3rver.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{ADDRESS}:{self.port}"
+
+    def settings(self, **changes) -> StoreSettings:
+        """Settings that reach this server (embedded credentials, default bucket unless changed)."""
+        env = {"NARES_S3_ENDPOINT": self.endpoint_url}
+        return StoreSettings.from_env(env).with_(**changes)
+
+    def pid(self) -> int | None:
+        return _read_pid(self.pid_file)
+
+    def status(self) -> dict:
+        pid = self.pid()
+        return {
+            "running": pid is not None and _healthy(self.port),
+            "pid": pid,
+            "endpoint": self.endpoint_url,
+            "data_dir": str(self.data_dir),
+        }
+
+    def start(self, timeout: float = 30.0) -> dict:
+        """Start the server unless it already runs (idempotent); wait until it answers."""
+        if self.pid() is not None and _healthy(self.port):
+            return self.status()
+        node = shutil.which("node")
+        if node is None:
+            raise ServerError("`node` is not on PATH; the embedded S3 server needs Node.js")
+        if not S3RVER_JS.exists():
+            raise ServerError(f"{S3RVER_JS} is missing; run `bash scripts/setup.sh` (npm ci in infra/local)")
+        if _healthy(self.port, timeout=0.5):
+            raise ServerError(f"port {self.port} on {ADDRESS} is taken by another program; set NARES_S3_PORT")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    node,
+                    str(S3RVER_JS),
+                    "--directory",
+                    str(self.data_dir),
+                    "--address",
+                    ADDRESS,
+                    "--port",
+                    str(self.port),
+                    "--silent",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise ServerError(f"the S3 server exited with status {proc.returncode}; see {self.log_file}")
+            if _healthy(self.port, timeout=0.5):
+                return self.status()
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError(
+            f"the S3 server did not answer on port {self.port} within {timeout:.0f} s; see {self.log_file}"
+        )
+
+    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> bool:
+        """Stop the server (SIGTERM, or SIGKILL with `kill=True` or after `timeout`); True if it was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        if state.read_text().split(") ")[-1].startswith("Z"):
+            return False
+    return True
+
+
+def start() -> dict:
+    """Start the default embedded server (`$NARES_HOME/s3`, port `$NARES_S3_PORT` or 9444) and its bucket."""
+    server = LocalS3Server()
+    out = server.start()
+    ensure_bucket(server.settings(bucket=StoreSettings.from_env().bucket))
+    return out
+
+
+def stop() -> bool:
+    return LocalS3Server().stop()
+
+
+def status() -> dict:
+    return LocalS3Server().status()
+
+
+def ensure_bucket(settings: StoreSettings | None = None) -> None:
+    """Create the settings' bucket if it does not exist."""
+    from nares.store.objects import ObjectStore
+
+    ObjectStore(settings or StoreSettings.from_env()).ensure_bucket()

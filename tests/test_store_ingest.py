@@ -1,0 +1,117 @@
+"""Ingest of finished run folders into the real object store and the tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from nares.constants import CHECKPOINT_KINDS
+from nares.records import write_jsonl
+from nares.store.ingest import IngestError, ingest_run, is_complete
+from nares.store.objects import ObjectStore
+from nares.store.tables import read_tables
+from nares.synthetic import synthetic_records
+from tests.s3_fixtures import s3_server_fixture, s3_store_fixture  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.services
+
+
+def make_run_dir(root: Path, record: dict, *, seed: int = 0) -> Path:
+    """A run folder in the trainer's layout: completion marker, four checkpoint files, record, evaluations."""
+    arch = "-".join(str(record["arch"][k]) for k in ("D1", "W1", "D2", "W2", "D3", "W3"))
+    run = root / arch
+    (run / "checkpoints").mkdir(parents=True)
+    n_epochs = len(record["train"][0]["train_loss"])
+    epochs = {
+        "e74": n_epochs - 3,
+        "e89": n_epochs - 2,
+        "last": n_epochs - 1,
+        "best": record["train"][0]["best_epoch"],
+    }
+    ckpts = {}
+    for kind in CHECKPOINT_KINDS:
+        data = hashlib.sha256(f"{arch}/{kind}/{seed}".encode()).digest() * 64
+        (run / "checkpoints" / f"{kind}.pt").write_bytes(data)
+        ckpts[kind] = {
+            "file": f"checkpoints/{kind}.pt",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "epoch": epochs[kind],
+        }
+    done = {
+        "arch": arch,
+        "device": "cpu",
+        "gpu_type": "cpu",
+        "timestamp": "2025-01-02",
+        "code_version": "0.1.0",
+        "preset_hash": "abc",
+        "phases": {"train": {"wall_seconds": 120.0, "gpu_seconds": 0.0}},
+        "checkpoints": ckpts,
+    }
+    (run / "train_done.json").write_text(json.dumps(done))
+    write_jsonl(run / "record.jsonl", [record])
+    cells = [
+        {
+            "arch": arch,
+            "checkpoint": "best",
+            "metric": m,
+            "metric_version": 1,
+            "status": "done",
+            "device": "cpu",
+            "gpu_seconds": 1.5,
+            "wall_seconds": 2.0,
+            "started_at": "2025-01-02T10:00:00Z",
+            "finished_at": "2025-01-02T10:00:02Z",
+            "code_version": "0.1.0",
+            "preset_hash": "def",
+            "values": {"acc": 0.5},
+            "extra_key": "tolerated",
+        }
+        for m in ("clean", "pgd", "aa")
+    ]
+    (run / "evaluations.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
+    return run
+
+
+def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_path: Path):
+    recs = synthetic_records(2, seed=0, epochs=6)
+    runs = [make_run_dir(tmp_path / "runs", r) for r in recs]
+    tables = tmp_path / "tables"
+    aid = recs[0]["arch_id"]
+    assert not is_complete(tables, aid)
+    ingest_run(s3_store, tables, runs[0])
+    assert is_complete(tables, aid) and not is_complete(tables, recs[1]["arch_id"])
+    t = read_tables(tables)
+    man = sorted(t["manifest"].to_pylist(), key=lambda r: r["kind"])
+    marker = json.loads((runs[0] / "train_done.json").read_text())["checkpoints"]
+    assert [r["kind"] for r in man] == sorted(CHECKPOINT_KINDS)
+    for row in man:
+        assert row["sha256"] == marker[row["kind"]]["sha256"] and row["epoch"] == marker[row["kind"]]["epoch"]
+        assert row["key"].endswith(row["sha256"]) and s3_store.verify(row["key"], row["sha256"])
+    ledger = t["ledger"].to_pylist()
+    assert sorted(r["metric"] for r in ledger) == ["aa", "clean", "pgd", "train"]
+    train_row = next(r for r in ledger if r["metric"] == "train")
+    assert train_row["gpu_seconds"] == 0.0 and train_row["device"] == "cpu"
+    assert sum(r["gpu_seconds"] for r in ledger) == pytest.approx(4.5)
+    # Idempotent: ingesting the same folder again changes no table and stores no new object.
+    keys = s3_store.list_keys("")
+    ingest_run(s3_store, tables, runs[0])
+    again = read_tables(tables)
+    assert all(again[n].equals(t[n]) for n in t) and s3_store.list_keys("") == keys
+    ingest_run(s3_store, tables, runs[1], arch_id=recs[1]["arch_id"])
+    assert read_tables(tables)["architectures"].num_rows == 2
+
+
+def test_ingest_refuses_inconsistent_runs(s3_store: ObjectStore, tmp_path: Path):
+    rec = synthetic_records(1, seed=1, epochs=5)[0]
+    run = make_run_dir(tmp_path / "runs", rec)
+    (run / "checkpoints" / "best.pt").write_bytes(b"not the checkpoint the marker describes")
+    with pytest.raises(IngestError, match=r"best.pt has sha256 .* but train_done.json records"):
+        ingest_run(s3_store, tmp_path / "tables", run)
+    assert not is_complete(tmp_path / "tables", rec["arch_id"])
+    (run / "record.jsonl").unlink()
+    with pytest.raises(IngestError, match="must hold exactly one record"):
+        ingest_run(s3_store, tmp_path / "tables", run)
