@@ -224,6 +224,10 @@ def record_in_dvc(repo: Path, folder: Path, settings, *, push: bool = True) -> P
             _dvc(
                 repo, "remote", "modify", "--local", DVC_REMOTE, "endpointurl", settings.endpoint_url, env=env
             )
+        if settings.is_local and current.get("access_key_id") != settings.access_key_id:
+            # the embedded server's fixed, loopback-only pair, so that a later plain `dvc pull` works
+            for key, value in (("access_key_id", settings.access_key_id), ("secret_access_key", settings.secret_access_key)):
+                _dvc(repo, "remote", "modify", "--local", DVC_REMOTE, key, value, env=env)
         _dvc(repo, "push", "--quiet", "--remote", DVC_REMOTE, f"{rel}.dvc", env=env)
     return Path(f"{folder}.dvc")
 

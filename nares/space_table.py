@@ -8,7 +8,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nares import complexity
 from nares.errors import NaresError
 from nares.io import atomic_write
 from nares.space import ArchIndex
@@ -31,6 +30,8 @@ SPACE_SCHEMA = pa.schema(
 
 def space_table(index: ArchIndex | None = None, width_base: int = 16) -> pa.Table:
     """All 15,625 architectures ordered by arch_id."""
+    from nares import complexity  # imports torch: keep it out of module import (tables use SPACE_SCHEMA)
+
     index = index or ArchIndex.default()
     rows = list(index)
     cols: dict[str, list] = {name: [] for name in SPACE_SCHEMA.names}

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,3 +23,12 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def subset_npz(data_dir: Path) -> Path:
     return data_dir / "cifar10" / "cifar10_prefix_subset.npz"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny convolutions run fastest so, and two threads stall on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,6 +27,9 @@ from nares.attacks.losses import dlr_loss, dlr_targeted_loss
 from nares.config import load_preset
 from nares.errors import ConfigError
 from nares.models import build_model
+from tests.small_models import small_cnn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = 8 / 255
 AA = {
@@ -35,27 +38,8 @@ AA = {
 }
 
 
-def small_cnn(seed: int = 0, width: int = 8) -> nn.Sequential:
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    c_in = 3
-    for c_out in (width, 2 * width, 4 * width):
-        layers += [
-            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(),
-        ]
-        c_in = c_out
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ from nares.attacks import (
     pgd,
 )
 from nares.config import load_preset
+from tests.small_models import small_cnn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 torchattacks = pytest.importorskip("torchattacks")
 
@@ -33,26 +36,8 @@ AA_SETTINGS = load_preset("full")["eval"][
 ]  # AutoAttack's: 100 iterations, 1 restart, rho 0.75, 9 targets
 
 
-def small_cnn(width: int = 8) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    c_in = 3
-    for c_out in (width, 2 * width, 4 * width):
-        layers += [
-            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(c_out),
-            nn.ReLU(),
-        ]
-        c_in = c_out
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 10))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and two threads stall badly on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

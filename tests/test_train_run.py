@@ -22,12 +22,6 @@ from tests.test_train_resume import ARCH, micro_cfg
 pytestmark = pytest.mark.slow  # trains a tiny model once (~25 s on 2 busy cores)
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

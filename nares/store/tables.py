@@ -35,25 +35,13 @@ from nares.records import (
     validate_record,
 )
 from nares.space import JSONL_KEYS, Arch
+from nares.space_table import SPACE_SCHEMA
 
 SHARD_ARCHS = 1024
 _F = pa.float64()
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "architectures": pa.schema(
-        [
-            ("arch_id", pa.int32()),
-            ("arch", pa.string()),
-            ("d1", pa.int8()),
-            ("w1", pa.int8()),
-            ("d2", pa.int8()),
-            ("w2", pa.int8()),
-            ("d3", pa.int8()),
-            ("w3", pa.int8()),
-            ("params", pa.int64()),
-            ("macs", pa.int64()),
-        ]
-    ),
+    "architectures": SPACE_SCHEMA,
     "runs": pa.schema(
         [
             ("arch_id", pa.int32()),
