@@ -16,6 +16,7 @@ import yaml
 
 from nares.config import REPO_ROOT
 from nares.constants import CHECKPOINT_KINDS
+from nares.records import read_jsonl
 from nares.sweep.journal import Journal
 from tests.s3_fixtures import s3_server  # noqa: F401 - fixture
 from tests.test_flows_dry_run import worker_pids
@@ -34,10 +35,10 @@ def small_params(path) -> None:
     t["checkpoints"] = {"save_epochs": [0, 1]}
     atk = {"steps": 1, "step_255": 8, "eps_255": 8, "init": "uniform"}
     t["validation"] = {"batch_size": 64, "pgd": atk, "cw": {**atk, "kappa": 0}}
-    t["eval"].update(batch_size=64, pgd={k: atk[k] for k in ("steps", "step_255", "init")},
-                     cw={**{k: atk[k] for k in ("steps", "step_255", "init")}, "kappa": 0},
-                     aa={"apgd_ce": {"n_iter": 2, "n_restarts": 1, "rho": 0.75},
-                         "apgd_t": {"n_iter": 2, "n_restarts": 1, "rho": 0.75, "n_target_classes": 2}})
+    ev = {"steps": 5, "step_255": 2, "init": "uniform"}   # strong enough that the published orderings hold
+    t["eval"].update(batch_size=64, pgd=ev, cw={**ev, "kappa": 0},
+                     aa={"apgd_ce": {"n_iter": 5, "n_restarts": 1, "rho": 0.75},
+                         "apgd_t": {"n_iter": 5, "n_restarts": 1, "rho": 0.75, "n_target_classes": 3}})
     t["sweep"] = {"queue_depth": 2, "max_actors": 1, "progress_every_s": 2}   # one worker: the kill hits a known run
     path.write_text(yaml.safe_dump(p))
 
@@ -47,7 +48,8 @@ def sweep_env(tmp_path, monkeypatch, s3_server, data_dir):  # noqa: F811 - fixtu
     small_params(tmp_path / "params.yaml")
     env = {"NARES_HOME": tmp_path / "home", "NARES_PARAMS": tmp_path / "params.yaml", "NARES_DATA_DIR": data_dir,
            "NARES_S3_ENDPOINT": s3_server.endpoint_url, "NARES_S3_BUCKET": f"k-{uuid.uuid4().hex[:10]}",
-           "NARES_TABLES": tmp_path / "tables", "PREFECT_HOME": tmp_path / "prefect",
+           "NARES_TABLES": tmp_path / "tables", "NARES_RELEASES": tmp_path / "releases",
+           "PREFECT_HOME": tmp_path / "prefect",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": 120, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     for k, v in env.items():
         monkeypatch.setenv(k, str(v))
@@ -120,3 +122,11 @@ def test_killed_worker_resumes_and_rerun_trains_nothing(sweep_env, monkeypatch):
         v2 = {(r["arch_id"], r["metric"]) for r in ledger if r["metric_version"] == 2}
         assert v2 == {(1, "pgd"), (2, "pgd")}
         assert nares(action="re-evaluate", preset="tiny")["seed0"]["total"] == 0
+
+        # the records the real trainer produced pass validation and are published as a release
+        from nares.release import fetch_release
+
+        info = nares(action="publish", preset="tiny", archs=ARCHS, version="t1")["seed0"]
+        assert info["n_archs"] == 2 and info["validation"]["success"]
+        fetched = fetch_release("t1", dest=sweep_env / "fetched")
+        assert sorted(r["arch_id"] for r in read_jsonl(fetched / "cifar10.jsonl")) == [1, 2]
