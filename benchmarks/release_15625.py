@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from nares.constants import CHECKPOINT_KINDS
 from nares.release import publish
-from nares.store.local_server import LocalS3Server, free_port
+from nares.store.local_server import running
 from nares.store.objects import ObjectStore
 from nares.store.tables import SCHEMAS, records_to_tables, write_tables
 from nares.synthetic import synthetic_records
@@ -70,9 +70,7 @@ def main() -> None:
         check = validate_tables(tables, epochs=args.epochs, expected_archs=ids, verify_checkpoints="none")
         timings["validate_only_s"] = time.perf_counter() - t0
         assert check.success, check.failures
-        server = LocalS3Server(tmp / "s3", free_port())
-        server.start()
-        try:
+        with running(tmp / "s3") as server:
             store = ObjectStore(server.settings())
             store.ensure_bucket()
             t0 = time.perf_counter()
@@ -87,8 +85,6 @@ def main() -> None:
                 dvc_repo=None,
             )
             timings["publish_total_s"] = time.perf_counter() - t0
-        finally:
-            server.stop()
     result = {
         "n_archs": info["n_archs"],
         "epochs": args.epochs,

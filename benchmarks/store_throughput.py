@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nares.store.local_server import LocalS3Server, free_port
+from nares.store.local_server import running
 from nares.store.objects import ObjectStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,9 +39,7 @@ def main() -> None:
                     fh.write(os.urandom(1 << 20))
             files.append(path)
         total = sum(p.stat().st_size for p in files)
-        server = LocalS3Server(tmp / "s3", free_port())
-        server.start()
-        try:
+        with running(tmp / "s3") as server:
             store = ObjectStore(server.settings())
             store.ensure_bucket()
             t0 = time.perf_counter()
@@ -55,8 +53,6 @@ def main() -> None:
             again = [store.put_file(p) for p in files]  # already stored: head check only
             dedup = time.perf_counter() - t0
             assert again == stored
-        finally:
-            server.stop()
     mib = total / (1 << 20)
     result = {
         "files": args.files,

@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from nares.store.local_server import LocalS3Server, free_port
+from nares.store.local_server import LocalS3Server
+from nares.store.local_server import running as running_s3_server
 from nares.store.objects import ObjectStore
-
-
-@contextmanager
-def running_s3_server(state: Path, port: int | None = None) -> Iterator[LocalS3Server]:
-    """Start s3rver with its data under `state` on `port` (default: a free one); stop it afterwards."""
-    server = LocalS3Server(state, port or free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session", name="s3_server")

@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from nares.config import REPO_ROOT
@@ -207,3 +208,14 @@ def ensure_bucket(settings: StoreSettings | None = None) -> None:
     from nares.store.objects import ObjectStore
 
     ObjectStore(settings or StoreSettings.from_env()).ensure_bucket()
+
+
+@contextlib.contextmanager
+def running(state: Path, port: int | None = None) -> Iterator[LocalS3Server]:
+    """A server of its own with its data under `state` on `port` (default: a free one), stopped on exit."""
+    server = LocalS3Server(state, port or free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
