@@ -58,11 +58,11 @@ def _estimate(args: argparse.Namespace) -> int:
     from nares.io import atomic_write
     from nares.sweep.estimate import estimate
     from nares.sweep.selection import select_archs
-    from nares.sweep.work import resolve_device
+    from nares.train.runtime import resolve_device
 
     cfg = load_preset(args.preset)
     archs = [a for _, a in select_archs(args.archs)]
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))  # "cpu", "cuda" or "cuda:N"
     r = estimate(cfg, device=device, width_base=args.probe_width_base, sample=args.sample, archs=archs)
     if args.out:
         with atomic_write(args.out, "w") as fh:

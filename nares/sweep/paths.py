@@ -8,11 +8,7 @@ import tempfile
 from pathlib import Path
 
 from nares.config import REPO_ROOT
-
-
-def nares_home() -> Path:
-    """The factory state folder: `$NARES_HOME`, else `<repo>/var`."""
-    return Path(os.environ.get("NARES_HOME", REPO_ROOT / "var")).resolve()
+from nares.store.settings import nares_home
 
 
 def runs_root(preset: str, seed: int) -> Path:

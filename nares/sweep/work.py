@@ -16,22 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from nares.sweep.selection import SweepError
+from nares.train.runtime import device_name, resolve_device
 
 MODES = ("train", "dry-run")
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
 
 
 def _splits_to(splits: Any, device: str) -> Any:
