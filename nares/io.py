@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from nares.errors import NaresError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -36,6 +39,32 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class BusyError(NaresError):
+    """A folder that another process holds for writing."""
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | Path) -> Iterator[Path]:
+    """Hold `folder` for this process alone (a non-blocking lock on `folder/.lock`), after clearing it of the
+    `.partial` files that writers killed there left behind (with the lock held, none of them can be alive).
+
+    The lock dies with the process, so a SIGKILLed holder never blocks the next start.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(f"{folder} is in use by another process (it holds {folder / '.lock'})") from None
+        try:
+            for stale in folder.rglob(".*.partial"):
+                stale.unlink(missing_ok=True)
+            yield folder
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -11,6 +11,7 @@ import torch
 from nares.evaluate.ledger import append_cell, find_cell, read_cells
 from nares.evaluate.metrics import ATTACK_METRICS, METRICS, attack_cell, complexity_cell, corruption_cell
 from nares.evaluate.record import RECORD_FILE, REQUIRED_METRICS, write_run_record
+from nares.io import exclusive_folder
 from nares.space import Arch, arch_id
 from nares.train.checkpoints import RunError, checkpoint_path, load_checkpoint, read_done, verify_checkpoints
 from nares.train.runtime import Stopwatch, code_version, device_name, evaluation_hash, resolve_device
@@ -49,6 +50,12 @@ def evaluate_run(out_dir: str | Path, cfg: dict[str, Any], *, device: str = "aut
     bad = [m for m in wanted if m not in METRICS]
     if bad:
         raise RunError(f"unknown metric {bad[0]!r} (expected some of {list(METRICS)})")
+    with exclusive_folder(out_dir):
+        return _evaluate(out_dir, done, cfg, device, splits, wanted, checkpoint, progress)
+
+
+def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: str, splits, wanted: list[str],
+              checkpoint: str, progress: bool) -> dict[str, Any]:
     arch = Arch.parse(done["arch"])
     versions = cfg["eval"]["metric_versions"]
     dev = resolve_device(device)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nares.constants import CHECKPOINT_KINDS
+from nares.io import exclusive_folder
 from nares.models import build_model
 from nares.space import Arch
 from nares.train.checkpoints import (
@@ -180,12 +181,18 @@ def train_arch(arch: Arch | str, cfg: dict[str, Any], out_dir: str | Path, *, de
                splits=None, progress: bool = True) -> TrainResult:
     """Adversarially train `arch` under preset `cfg`, writing checkpoints and history into `out_dir`.
 
-    Resumes from `out_dir/state` when present; returns at once when the run is already complete.
+    Resumes from `out_dir/state` when present; returns at once when the run is already complete. The folder
+    is held exclusively while training (a second process on it gets `BusyError`).
     `splits` (a `nares.data.Splits`) lets a long-lived worker load the data once.
     """
     arch = Arch.parse(arch)
     out_dir = Path(out_dir)
     check_schedule(cfg)
+    with exclusive_folder(out_dir):
+        return _train_or_reuse(arch, cfg, out_dir, device, splits, progress)
+
+
+def _train_or_reuse(arch: Arch, cfg: dict[str, Any], out_dir: Path, device: str, splits, progress: bool) -> TrainResult:
     done = read_done(out_dir)
     if done is not None:
         if done["arch"] != str(arch) or done["preset_hash"] != training_hash(cfg):
