@@ -13,7 +13,6 @@ Writes benchmarks/results/release_15625.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -21,14 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-
-from nares.constants import CHECKPOINT_KINDS
 from nares.release import publish
 from nares.store.local_server import running
 from nares.store.objects import ObjectStore
-from nares.store.tables import SCHEMAS, records_to_tables, write_tables
-from nares.synthetic import synthetic_records
+from nares.store.tables import records_to_tables, write_tables
+from nares.synthetic import synthetic_manifest, synthetic_records
 from nares.validation import validate_tables
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,21 +44,7 @@ def main() -> None:
         t0 = time.perf_counter()
         tables = records_to_tables(recs)
         ids = tables["architectures"].column("arch_id").to_pylist()
-        tables["manifest"] = pa.Table.from_pylist(
-            [
-                {
-                    "arch_id": i,
-                    "kind": k,
-                    "key": f"objects/sha256/{i}/{k}",
-                    "sha256": hashlib.sha256(f"{i}/{k}".encode()).hexdigest(),
-                    "size": 1,
-                    "epoch": 0,
-                }
-                for i in ids
-                for k in CHECKPOINT_KINDS
-            ],
-            schema=SCHEMAS["manifest"],
-        )
+        tables["manifest"] = synthetic_manifest(ids)
         write_tables(tables, tmp / "tables")
         timings["records_to_tables_and_write_s"] = time.perf_counter() - t0
         del recs

@@ -2,7 +2,8 @@
 
 The records follow the published layout (PROTOCOL §4: percent accuracies, Params/MACs in millions)
 and every protocol invariant, so code that reads real releases can be tested where the right answer
-is known. Imports only numpy, the search space, complexity and (when present) `nares.records`.
+is known. Imports only numpy, the search space, complexity and (when present) `nares.records`;
+`synthetic_manifest` also needs pyarrow and the table schemas.
 
 Planted structure (all values drawn in fractions, then converted by the record builder):
 
@@ -24,12 +25,13 @@ Planted structure (all values drawn in fractions, then converted by the record b
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from nares import complexity
-from nares.constants import CORRUPTIONS, SEVERITIES
+from nares.constants import CHECKPOINT_KINDS, CORRUPTIONS, SEVERITIES
 from nares.errors import NaresError
 from nares.space import DEPTHS, N_ARCHS, WIDTHS, Arch, ArchIndex, random_archs
 
@@ -211,3 +213,19 @@ def synthetic_records(
                               macs=complexity.macs(arch, width_base), train=train, test=test_r))
     return records
 
+
+
+def synthetic_manifest(arch_ids: Iterable[int]):
+    """A `manifest` table (pyarrow) of four checkpoint rows per architecture, with no objects behind them:
+    validate it with `verify_checkpoints="none"`."""
+    import pyarrow as pa
+
+    from nares.store.tables import SCHEMAS
+
+    rows = [
+        {"arch_id": i, "kind": k, "key": f"objects/sha256/{i}/{k}", "sha256": hashlib.sha256(f"{i}/{k}".encode()).hexdigest(),
+         "size": 1, "epoch": 0}
+        for i in arch_ids
+        for k in CHECKPOINT_KINDS
+    ]
+    return pa.Table.from_pylist(rows, schema=SCHEMAS["manifest"])

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pyarrow as pa
 import pytest
 
-from nares.constants import CHECKPOINT_KINDS
-from nares.store.tables import SCHEMAS, records_to_tables
-from nares.synthetic import synthetic_records
+from nares.store.tables import records_to_tables
+from nares.synthetic import synthetic_manifest, synthetic_records
 from nares.validation import validate_tables
 
 EPOCHS = 8
 
 
-def _manifest(ids: list[int]) -> pa.Table:
-    rows = [
-        {
-            "arch_id": i,
-            "kind": k,
-            "key": f"objects/{i}/{k}",
-            "sha256": hashlib.sha256(f"{i}{k}".encode()).hexdigest(),
-            "size": 100,
-            "epoch": 1,
-        }
-        for i in ids
-        for k in CHECKPOINT_KINDS
-    ]
-    return pa.Table.from_pylist(rows, schema=SCHEMAS["manifest"])
-
-
 @pytest.fixture(scope="module")
 def good_tables() -> dict[str, pa.Table]:
     t = records_to_tables(synthetic_records(30, seed=2, epochs=EPOCHS))
-    t["manifest"] = _manifest(t["architectures"].column("arch_id").to_pylist())
+    t["manifest"] = synthetic_manifest(t["architectures"].column("arch_id").to_pylist())
     return t
 
 
