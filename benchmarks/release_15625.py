@@ -7,7 +7,9 @@ checksums and the upload of every file. Checkpoint objects are not materialised 
 checkpoint verification is `none` here; `head` costs one HEAD request per checkpoint.
 Writes benchmarks/results/release_15625.json.
 
-    .venv/bin/python benchmarks/release_15625.py [--n 15625] [--epochs 100]
+    .venv/bin/python benchmarks/release_15625.py [--n 15625]
+
+Records have the `full` preset's epoch count, the one `publish(preset="full")` validates against.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nares.config import load_preset
 from nares.release import publish
 from nares.store.local_server import running
 from nares.store.objects import ObjectStore
@@ -33,11 +36,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=15_625)
-    ap.add_argument("--epochs", type=int, default=100)
     args = ap.parse_args()
+    epochs = load_preset("full")["train"]["epochs"]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    recs = synthetic_records(args.n, seed=0, epochs=args.epochs)
+    recs = synthetic_records(args.n, seed=0, epochs=epochs)
     timings["generate_records_s"] = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="nares-bench-") as tmp:
         tmp = Path(tmp)
@@ -49,7 +52,7 @@ def main() -> None:
         timings["records_to_tables_and_write_s"] = time.perf_counter() - t0
         del recs
         t0 = time.perf_counter()
-        check = validate_tables(tables, epochs=args.epochs, expected_archs=ids, verify_checkpoints="none")
+        check = validate_tables(tables, epochs=epochs, expected_archs=ids, verify_checkpoints="none")
         timings["validate_only_s"] = time.perf_counter() - t0
         assert check.success, check.failures
         with running(tmp / "s3") as server:
@@ -69,7 +72,7 @@ def main() -> None:
             timings["publish_total_s"] = time.perf_counter() - t0
     result = {
         "n_archs": info["n_archs"],
-        "epochs": args.epochs,
+        "epochs": epochs,
         "release_files": info["files"],
         "release_mib": round(info["bytes"] / (1 << 20), 1),
         "validation_expectations": info["validation"]["n_expectations"],
