@@ -4,11 +4,9 @@ bounded retries of a failing architecture, an actor killed mid-sweep, and idempo
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,37 +14,11 @@ import yaml
 from nares.config import REPO_ROOT
 from nares.sweep.journal import Journal
 from nares.sweep.selection import order_jobs, select_archs
+from tests.flow_support import isolated_flow_env, worker_pids
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 FAILING = "4-8-4-8-5-8"   # arch id 2
-
-
-def descendant_pids(root: int) -> set[int]:
-    """PIDs of every process below `root` (this test's own Ray workers), from /proc."""
-    parent: dict[int, int] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    out, frontier = set(), {root}
-    while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier} - out
-        out |= frontier
-    return out
-
-
-def worker_pids(title: str) -> list[int]:
-    pids = []
-    for pid in descendant_pids(os.getpid()):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
-                pids.append(pid)
-        except OSError:
-            continue
-    return sorted(pids)
 
 
 @pytest.fixture
@@ -56,16 +28,7 @@ def flow_env(tmp_path, monkeypatch):
     params["presets"]["tiny"]["sweep"] = {"dry_run_sleep_ms": 300, "dry_run_fail_archs": [FAILING],
                                           "queue_depth": 2, "progress_every_s": 1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for k, v in {"NARES_HOME": tmp_path / "home", "NARES_PARAMS": tmp_path / "params.yaml",
-                 "PREFECT_HOME": tmp_path / "prefect", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": 120,
-                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": 1}.items():
-        monkeypatch.setenv(k, str(v))
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    yield tmp_path
-    from nares.sweep.paths import ray_temp_dir
-
-    shutil.rmtree(ray_temp_dir(), ignore_errors=True)       # Ray's session files (kept outside tmp_path)
+    yield from isolated_flow_env(tmp_path, monkeypatch)
 
 
 def test_retries_kill_and_rerun(flow_env):

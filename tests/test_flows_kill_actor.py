@@ -4,7 +4,6 @@ mid-training: every architecture ends complete exactly once, and a second run tr
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
@@ -18,8 +17,8 @@ from nares.config import REPO_ROOT
 from nares.constants import CHECKPOINT_KINDS
 from nares.records import read_jsonl
 from nares.sweep.journal import Journal
+from tests.flow_support import isolated_flow_env, worker_pids
 from tests.s3_fixtures import s3_server  # noqa: F401 - fixture
-from tests.test_flows_dry_run import worker_pids
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -46,19 +45,9 @@ def small_params(path) -> None:
 @pytest.fixture
 def sweep_env(tmp_path, monkeypatch, s3_server, data_dir):  # noqa: F811 - fixture argument
     small_params(tmp_path / "params.yaml")
-    env = {"NARES_HOME": tmp_path / "home", "NARES_PARAMS": tmp_path / "params.yaml", "NARES_DATA_DIR": data_dir,
-           "NARES_S3_ENDPOINT": s3_server.endpoint_url, "NARES_S3_BUCKET": f"k-{uuid.uuid4().hex[:10]}",
-           "NARES_TABLES": tmp_path / "tables", "NARES_RELEASES": tmp_path / "releases",
-           "PREFECT_HOME": tmp_path / "prefect",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": 120, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, str(v))
-    for k in ("RAY_ADDRESS", "PREFECT_API_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(k, raising=False)
-    yield tmp_path
-    from nares.sweep.paths import ray_temp_dir
-
-    shutil.rmtree(ray_temp_dir(), ignore_errors=True)       # Ray's session files (kept outside tmp_path)
+    yield from isolated_flow_env(tmp_path, monkeypatch, NARES_DATA_DIR=data_dir, NARES_S3_ENDPOINT=s3_server.endpoint_url,
+                                 NARES_S3_BUCKET=f"k-{uuid.uuid4().hex[:10]}", NARES_TABLES=tmp_path / "tables",
+                                 NARES_RELEASES=tmp_path / "releases")
 
 
 def test_killed_worker_resumes_and_rerun_trains_nothing(sweep_env, monkeypatch):
