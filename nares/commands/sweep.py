@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, action="append", dest="seeds", help="training seed (repeatable)")
     r.add_argument("--mode", choices=("train", "dry-run"), default="train")
     r.add_argument("--version", help="release version (action publish)")
-    r.add_argument("--tables", help="tables root (default: $NARES_HOME/tables/<preset>-seed<seed>)")
+    r.add_argument("--tables", help="tables root (default: $NARES_TABLES/<preset>-seed<seed>, else tables/<preset>-seed<seed>)")
     r.set_defaults(func=_run)
 
     e = s.add_parser("estimate", help="project the device-days of a sweep from measured throughput")
