@@ -20,6 +20,7 @@ DEPTHS: tuple[int, ...] = (4, 5, 7, 9, 11)
 WIDTHS: tuple[int, ...] = (8, 10, 12, 14, 16)
 N_ARCHS = len(DEPTHS) ** 3 * len(WIDTHS) ** 3  # 15,625
 JSONL_KEYS = ("D1", "W1", "D2", "W2", "D3", "W3")
+COORD_COLUMNS = tuple(k.lower() for k in JSONL_KEYS)  # the coordinate columns of the tables: d1 … w3
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -89,6 +90,11 @@ class Arch:
 
     def __str__(self) -> str:
         return "-".join(str(v) for v in self.to_tuple())
+
+
+def choice_indices(arch: Arch) -> tuple[int, ...]:
+    """The index (0..4) of each coordinate of `arch` in DEPTHS/WIDTHS."""
+    return tuple((DEPTHS if k % 2 == 0 else WIDTHS).index(v) for k, v in enumerate(arch.to_tuple()))
 
 
 def all_archs() -> list[Arch]:

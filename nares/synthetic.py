@@ -2,7 +2,7 @@
 
 The records follow the published layout (PROTOCOL §4: percent accuracies, Params/MACs in millions)
 and every protocol invariant, so code that reads real releases can be tested where the right answer
-is known. Imports only numpy, the search space, complexity and (when present) `nares.records`;
+is known. Imports only numpy, the search space, complexity and `nares.records`;
 `synthetic_manifest` also needs pyarrow and the table schemas.
 
 Planted structure (all values drawn in fractions, then converted by the record builder):
@@ -33,7 +33,8 @@ import numpy as np
 from nares import complexity
 from nares.constants import CHECKPOINT_KINDS, CORRUPTIONS, SEVERITIES
 from nares.errors import NaresError
-from nares.space import DEPTHS, N_ARCHS, WIDTHS, Arch, ArchIndex, random_archs
+from nares.records import build_record
+from nares.space import N_ARCHS, Arch, ArchIndex, choice_indices, random_archs
 
 PLANTED_OPTIMUM = Arch(9, 16, 7, 14, 11, 12)
 VAL_PGD_BASE = 0.48
@@ -43,39 +44,10 @@ GPU_TYPE = "synthetic"
 _DIGITS = 6  # fractions are rounded to 1e-6 so percentages are exact to 1e-4
 
 
-def _indices(arch: Arch) -> tuple[int, ...]:
-    return tuple((DEPTHS if k % 2 == 0 else WIDTHS).index(v) for k, v in enumerate(arch.to_tuple()))
-
-
 def planted_val_pgd(arch: Arch | str) -> float:
     """The noise-free validation PGD-20 accuracy (fraction) of `arch`; its unique argmax is PLANTED_OPTIMUM."""
-    idx, opt = _indices(Arch.parse(arch)), _indices(PLANTED_OPTIMUM)
+    idx, opt = choice_indices(Arch.parse(arch)), choice_indices(PLANTED_OPTIMUM)
     return VAL_PGD_BASE - sum(w * (i - o) ** 2 / 16 for w, i, o in zip(PENALTY_WEIGHTS, idx, opt, strict=True))
-
-
-def _build(**kwargs) -> dict:
-    """Build one published-layout record: `nares.records.build_record` when present, else the contract."""
-    try:
-        from nares.records import build_record
-    except ImportError:
-        return _build_record_fallback(**kwargs)
-    return build_record(**kwargs)
-
-
-def _pct(v: float) -> float:
-    return round(v * 100, _DIGITS - 2)
-
-
-def _build_record_fallback(*, arch_id: int, arch: Arch, params: int, macs: int, train: dict, test: dict) -> dict:
-    acc_lists = ("train_acc", "val_acc", "pgd", "pgd_stable", "cw", "cw_stable")
-    tr = {k: (np.round(np.asarray(v) * 100, _DIGITS - 2).tolist() if k in acc_lists else v) for k, v in train.items()}
-    te = {k: (_pct(v) if k.endswith(("_acc", "_stable")) else v) for k, v in test.items() if k != "corruptions"}
-    te["corruptions"] = {
-        c: {s: {"acc": _pct(cell["acc"]), "loss": cell["loss"]} for s, cell in sev.items()}
-        for c, sev in test["corruptions"].items()
-    }
-    return {"arch_id": arch_id, "arch": arch.to_jsonl_dict(), "MACs": macs / 1e6, "Params": params / 1e6,
-            "train": [tr], "test_best": [te]}
 
 
 def _select(n: int, seed: int, archs: Iterable[Arch | str] | None, index: ArchIndex) -> list[int]:
@@ -209,8 +181,8 @@ def synthetic_records(
             if corruptions
             else {}
         )
-        records.append(_build(arch_id=aid, arch=arch, params=complexity.params(arch, width_base),
-                              macs=complexity.macs(arch, width_base), train=train, test=test_r))
+        records.append(build_record(arch_id=aid, arch=arch, params=complexity.params(arch, width_base),
+                                    macs=complexity.macs(arch, width_base), train=train, test=test_r))
     return records
 
 

@@ -20,6 +20,7 @@ from nares.space import (
     all_archs,
     arch_from_id,
     arch_id,
+    choice_indices,
     neighbours,
     one_hot,
     random_archs,
@@ -141,6 +142,11 @@ def test_one_hot() -> None:
     assert v[0:5] == [1, 0, 0, 0, 0] and v[5:10] == [0, 0, 0, 0, 1] and v[10:15] == [0, 0, 0, 0, 1]
     assert v[15:20] == [1, 0, 0, 0, 0] and v[20:25] == [0, 0, 1, 0, 0] and v[25:30] == [0, 0, 1, 0, 0]
     assert len(DEPTHS) == len(WIDTHS) == 5
+
+
+def test_choice_indices() -> None:
+    assert choice_indices(Arch(4, 16, 11, 8, 7, 12)) == (0, 4, 4, 0, 2, 2)
+    assert choice_indices(WRN_34_10) == (1, 1, 1, 1, 1, 1)
 
 
 def test_space_export_cli(tmp_path) -> None:

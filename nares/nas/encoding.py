@@ -9,7 +9,7 @@ from functools import cache
 
 import numpy as np
 
-from nares.space import DEPTHS, N_ARCHS, WIDTHS, Arch
+from nares.space import DEPTHS, N_ARCHS, WIDTHS, Arch, choice_indices
 
 N_COORDS = 6
 N_CHOICES = 5
@@ -23,8 +23,7 @@ def digits(codes: np.ndarray | int) -> np.ndarray:
 
 
 def code_of(arch: Arch) -> int:
-    idx = [(DEPTHS if k % 2 == 0 else WIDTHS).index(v) for k, v in enumerate(arch.to_tuple())]
-    return int(np.dot(idx, _POWERS))
+    return int(np.dot(choice_indices(arch), _POWERS))
 
 
 def arch_of(code: int) -> Arch:
