@@ -57,6 +57,8 @@ def test_best_and_worst_sets():
     up, down = rng.normal(size=400), rng.normal(size=400)
     ranks = pareto_ranks(up, down)
     best, worst = best_and_worst(up, down, max_rank=3)
+    given = best_and_worst(up, down, max_rank=3, ranks=ranks)
+    assert np.array_equal(given[0], best) and np.array_equal(given[1], worst)
     assert set(best) == set(np.flatnonzero(ranks < 3)) and len(worst) == len(best)
     inv = pareto_ranks(-up, -down)
     assert inv[worst].max() <= inv[np.setdiff1d(np.arange(400), worst)].min()  # worst = lowest inverse ranks
@@ -89,6 +91,9 @@ def test_correlations_by_hand():
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
     # τ-b with ties: x=[1,1,2], y=[1,2,3]: C=2, D=0, tied-x pairs 1 → 2/sqrt(2·3)
     assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / np.sqrt(6))
+    assert kendall_tau([1, 2, np.nan, 3], [1, 3, 0, 2]) == pytest.approx(1 / 3)  # NaN pairs dropped
+    for x, y in (([1.0], [2.0]), ([1, 1, 1], [1, 2, 3]), ([1, 2, 3], [5, 5, 5]), ([np.nan, 1], [1, np.nan])):
+        assert np.isnan(kendall_tau(x, y))
     assert spearman([1, 2, 3, 4], [10, 20, 30, 1000]) == pytest.approx(1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(pearson([1, 2.5, 2.5, 4], [1, 2, 3, 4]))
     assert pearson([1, 2, np.nan, 3], [2, 4, 5, 6]) == pytest.approx(1.0)

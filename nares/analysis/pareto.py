@@ -40,11 +40,13 @@ def pareto_ranks(maximize: np.ndarray, minimize: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def best_and_worst(maximize: np.ndarray, minimize: np.ndarray, max_rank: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def best_and_worst(maximize: np.ndarray, minimize: np.ndarray, max_rank: int = 16, *,
+                   ranks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the best set (Pareto rank < `max_rank`) and of the worst set: the same number of points
     taken by inverse rank (non-dominated sorting with both objectives reversed), ties broken by lower
-    `maximize`, then index."""
-    ranks = pareto_ranks(maximize, minimize)
+    `maximize`, then index. `ranks`: `pareto_ranks(maximize, minimize)` when already computed."""
+    if ranks is None:
+        ranks = pareto_ranks(maximize, minimize)
     best = np.flatnonzero(ranks < max_rank)
     inverse = pareto_ranks(-np.asarray(maximize, dtype=np.float64), -np.asarray(minimize, dtype=np.float64))
     order = np.lexsort((np.arange(len(inverse)), maximize, inverse))

@@ -18,8 +18,8 @@ from nares.analysis.pca import pca
 from nares.analysis.ratios import depth_share, width_per_depth
 from nares.analysis.stats import kendall_tau, pearson, spearman
 from nares.io import atomic_write
+from nares.space import COORD_COLUMNS, JSONL_KEYS
 
-COORDS = ("D1", "W1", "D2", "W2", "D3", "W3")
 BEST_RANK = 16
 
 
@@ -66,10 +66,10 @@ def _fig_complexity(df, out: Path) -> str:
 def _fig_coordinates(df, out: Path) -> str:
     plt = _plt()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True)
-    for k, name in enumerate(COORDS):
+    for k, (name, col) in enumerate(zip(JSONL_KEYS, COORD_COLUMNS, strict=True)):
         ax = axes[k % 2, k // 2]
-        values = sorted(df[name.lower()].unique())
-        ax.boxplot([df.loc[df[name.lower()] == v, "TEST_PGD_ACC"].to_numpy() for v in values],
+        values = sorted(df[col].unique())
+        ax.boxplot([df.loc[df[col] == v, "TEST_PGD_ACC"].to_numpy() for v in values],
                    tick_labels=[str(v) for v in values], showfliers=False)
         ax.set_xlabel(name)
         ax.set_ylabel("TEST_PGD_ACC (%)")
@@ -130,7 +130,7 @@ def _fig_pca(enc, best, worst, out: Path, stats: dict) -> str | None:
     if len(idx) < 3:
         return None
     fit = pca(enc[idx], 2, standardize=True)
-    stats["pca"] = {"components": dict(zip(("PC1", "PC2"), (dict(zip(COORDS, c.round(4).tolist(), strict=True))
+    stats["pca"] = {"components": dict(zip(("PC1", "PC2"), (dict(zip(JSONL_KEYS, c.round(4).tolist(), strict=True))
                                                                for c in fit.components), strict=False)),
                     "explained_variance_ratio": fit.explained_variance_ratio.round(4).tolist()}
     plt = _plt()
@@ -144,10 +144,10 @@ def _fig_pca(enc, best, worst, out: Path, stats: dict) -> str | None:
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
     width = 0.38
-    pos = np.arange(len(COORDS))
+    pos = np.arange(len(JSONL_KEYS))
     for k, comp in enumerate(fit.components):
         axes[1].bar(pos + (k - 0.5) * width, comp, width, label=f"PC{k + 1}")
-    axes[1].set_xticks(pos, COORDS)
+    axes[1].set_xticks(pos, JSONL_KEYS)
     axes[1].axhline(0, color="black", lw=0.6)
     axes[1].set_ylabel("loading (standardised encoding)")
     axes[1].legend(fontsize=8)
@@ -175,7 +175,7 @@ def build_report(dataset, out: str | Path) -> Path:
     archs = dataset.archs()
     stats: dict = {"architectures": len(df), "source": dataset.source}
     ranks = pareto_ranks(df["TEST_PGD_ACC"].to_numpy(), df["MACS"].to_numpy())
-    best, worst = best_and_worst(df["TEST_PGD_ACC"].to_numpy(), df["MACS"].to_numpy(), BEST_RANK)
+    best, worst = best_and_worst(df["TEST_PGD_ACC"].to_numpy(), df["MACS"].to_numpy(), BEST_RANK, ranks=ranks)
     stats["pareto"] = {"fronts": int(ranks.max()) + 1, "front_size": int((ranks == 0).sum()), "best_set": len(best),
                        "front": [str(archs[i]) for i in np.flatnonzero(ranks == 0)]}
     enc = np.array([a.to_tuple() for a in archs], dtype=np.float64)
@@ -226,7 +226,7 @@ Accuracies in percent (validation at the best epoch, test with the best checkpoi
 <p>Pareto ranks on (TEST_PGD_ACC ↑, MACs ↓): {p['fronts']} fronts, {p['front_size']} architectures on the front,
 best set (rank &lt; {BEST_RANK}) of {p['best_set']}; worst set of the same size by inverse rank.</p>
 <h2>Correlations</h2><table><tr><th>pair</th><th>Pearson</th><th>Spearman</th><th>Kendall τ-b</th></tr>{corr_rows}</table>
-<h2>PCA loadings (standardised D1…W3)</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in COORDS)}</tr>{pca_rows}</table>
+<h2>PCA loadings (standardised D1…W3)</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in JSONL_KEYS)}</tr>{pca_rows}</table>
 {figs}
 </body></html>
 """
