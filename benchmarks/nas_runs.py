@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--tag", default="synthetic", help="results go to benchmarks/results/nas_<tag>.{json,md}")
     args = ap.parse_args()
+    from nares.nas.algorithms import ALGORITHMS
     from nares.records import write_jsonl
     from nares.synthetic import synthetic_records
 
@@ -42,7 +43,7 @@ def main() -> int:
                        check=True, env=env, stdout=subprocess.DEVNULL)
         first_open_s = time.perf_counter() - t0
         rows, walls = [], {}
-        for algo in ("random_search", "local_search", "evolution", "bananas"):
+        for algo in ALGORITHMS:
             t0 = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "nares.cli", "nas", "run", "--algo", algo, "--runs", str(args.runs),
                                   "--budget", str(args.budget), "--workers", str(args.workers), "--data", str(data), "--json"],

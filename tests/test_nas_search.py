@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nares.commands import nas as nas_command
 from nares.config import load_preset
 from nares.errors import NaresError
 from nares.nas import ALGORITHMS, BudgetExhausted, Oracle, run_many
@@ -89,3 +90,7 @@ def test_parallel_runs_equal_serial_runs(planted):
     with pytest.raises(NaresError, match="unknown algorithm 'annealing'"):
         run_many("annealing", planted, runs=1, budget=5)
     assert set(ALGORITHMS) == {"random_search", "local_search", "evolution", "bananas"}
+    assert tuple(ALGORITHMS) == nas_command.ALGOS  # the CLI's copy (kept there for a fast start-up)
+    with pytest.raises(NaresError, match="unknown algorithm 'annealing'"):
+        settings_for("annealing", NAS)
+    assert settings_for("random_search", NAS) == {} and settings_for("evolution", NAS) == dict(NAS["evolution"])

@@ -22,9 +22,9 @@ def cache_root() -> Path:
     return Path(os.environ.get("NARES_CACHE_DIR") or Path.home() / ".cache" / "nares")
 
 
-def file_sha256(path: Path, root: Path | None = None) -> str:
+def file_sha256(path: Path) -> str:
     """sha256 of `path`, remembered by (path, size, mtime) so an unchanged file is hashed once."""
-    index_path = (root or cache_root()) / "jsonl" / "index.json"
+    index_path = cache_root() / "jsonl" / "index.json"
     st = path.stat()
     key = str(path.resolve())
     try:
@@ -41,8 +41,8 @@ def file_sha256(path: Path, root: Path | None = None) -> str:
     return digest
 
 
-def jsonl_entry(digest: str, root: Path | None = None) -> Path:
-    return (root or cache_root()) / "jsonl" / digest
+def jsonl_entry(digest: str) -> Path:
+    return cache_root() / "jsonl" / digest
 
 
 def folder_fingerprint(files: Iterable[Path]) -> str:

@@ -32,12 +32,10 @@ from nares.api.checkpoints import (
 from nares.api.metrics import Metric, MetricError, get_metric
 from nares.api.summary import build_summary, read_table_dir, table_files
 from nares.errors import ArchError, DataError
-from nares.space import Arch
+from nares.space import COORD_COLUMNS, Arch
 
 ArchLike = Arch | str | Sequence[int] | dict | int
 RECORD_TABLES = ("architectures", "runs", "history", "test_metrics", "corruptions")
-COORDS = ("d1", "w1", "d2", "w2", "d3", "w3")
-HISTORY_PCT = frozenset({"train_acc", "val_acc", "pgd", "pgd_stable", "cw", "cw_stable"})
 
 
 class Dataset:
@@ -119,12 +117,22 @@ class Dataset:
             return int(v)
         return None if np.isnan(v) else float(v)
 
-    def get_objective(self, arch: ArchLike, metric: Metric | str = Metric.VAL_PGD_ACC) -> float:
-        """A search objective: refuses TEST_* metrics so that searches cannot read the test set."""
+    @staticmethod
+    def _objective_metric(metric: Metric | str) -> Metric:
+        """`metric` as a search objective: refuses TEST_* metrics so that searches cannot read the test set."""
         m = Metric.parse(metric)
         if m.is_test:
             raise MetricError(f"{m.value} is a test metric; a search objective must not read the test set")
-        return self.metric(arch, m)  # type: ignore[return-value]
+        return m
+
+    def get_objective(self, arch: ArchLike, metric: Metric | str = Metric.VAL_PGD_ACC) -> float:
+        """A search objective of one architecture (TEST_* metrics refused, see `objective_values`)."""
+        return self.metric(arch, self._objective_metric(metric))  # type: ignore[return-value]
+
+    def objective_values(self, metric: Metric | str = Metric.VAL_PGD_ACC) -> np.ndarray:
+        """A search objective of every architecture (order: `arch_ids`): `values`, refusing TEST_* metrics
+        so that searches cannot read the test set."""
+        return self.values(self._objective_metric(metric))
 
     @staticmethod
     def get_metric(record: dict, metric: Metric | str) -> float | int | None:
@@ -164,7 +172,7 @@ class Dataset:
 
     def curves(self, arch: ArchLike) -> dict[str, list[float]]:
         """Per-epoch logs of one architecture (epoch 0 first): accuracies in percent, losses/Lipschitz raw."""
-        from nares.records import HISTORY_KEYS, pct_from_fraction
+        from nares.records import HISTORY_KEYS, HISTORY_PCT, pct_from_fraction
 
         h = self._rows("history", [self.id_of(arch)]).sort_by("epoch")
         return {k: (pct_from_fraction(h.column(k).to_numpy()) if k in HISTORY_PCT else h.column(k).to_numpy()).tolist()
@@ -184,8 +192,8 @@ class Dataset:
             if hi is not None:
                 keep &= arr <= hi
         for name, allowed in coords.items():
-            if name.lower() not in COORDS:
-                raise ArchError(f"unknown filter {name!r} (filters: min_/max_params, min_/max_macs, {', '.join(COORDS)})")
+            if name.lower() not in COORD_COLUMNS:
+                raise ArchError(f"unknown filter {name!r} (filters: min_/max_params, min_/max_macs, {', '.join(COORD_COLUMNS)})")
             vals = [allowed] if isinstance(allowed, int) else list(allowed)
             keep &= np.isin(self.summary.column(name.lower()).to_numpy(), vals)
         return keep
@@ -241,7 +249,7 @@ class Dataset:
         """A pandas DataFrame: arch_id, arch, coordinates and the metrics (all by default), published units."""
         import pandas as pd
 
-        cols: dict[str, Any] = {c: self.summary.column(c).to_numpy() for c in ("arch_id", *COORDS)}
+        cols: dict[str, Any] = {c: self.summary.column(c).to_numpy() for c in ("arch_id", *COORD_COLUMNS)}
         cols["arch"] = self.summary.column("arch").to_pylist()
         for m in map(Metric.parse, metrics or list(Metric)):
             cols[m.value] = self.values(m)

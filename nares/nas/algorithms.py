@@ -102,8 +102,6 @@ ALGORITHMS: dict[str, Callable[..., None]] = {
     "evolution": regularized_evolution,
     "bananas": bananas,
 }
-# algorithm → its settings section under cfg["nas"] (random search has none)
-SETTINGS_KEY = {"random_search": None, "local_search": "local_search", "evolution": "evolution", "bananas": "bananas"}
 
 
 def run_one(name: str, values: np.ndarray, budget: int, seed: int, settings: dict) -> Oracle:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nares.errors import NaresError
-from nares.nas.algorithms import ALGORITHMS, SETTINGS_KEY, run_one
+from nares.nas.algorithms import ALGORITHMS, run_one
 from nares.nas.encoding import arch_of, code_of
 from nares.space import N_ARCHS
 
@@ -43,8 +43,7 @@ def objective_by_code(dataset, objective: str) -> np.ndarray:
         raise NaresError(f"the NAS benchmark needs all {N_ARCHS} architectures; {dataset.source} holds {len(dataset)}")
     values = np.empty(N_ARCHS)
     codes = np.array([code_of(a) for a in dataset.archs()])
-    dataset.get_objective(int(dataset.arch_ids[0]), objective)  # refuses test metrics
-    values[codes] = dataset.values(objective)
+    values[codes] = dataset.objective_values(objective)  # refuses test metrics
     return values
 
 
@@ -80,18 +79,21 @@ def _task(args: tuple[str, int, int, dict]) -> RunResult:
                      time.perf_counter() - t0)
 
 
-def settings_for(name: str, nas_cfg: dict) -> dict:
+def _check_algorithm(name: str) -> None:
     if name not in ALGORITHMS:
         raise NaresError(f"unknown algorithm {name!r} (algorithms: {', '.join(ALGORITHMS)})")
-    key = SETTINGS_KEY[name]
-    return dict(nas_cfg[key]) if key else {}
+
+
+def settings_for(name: str, nas_cfg: dict) -> dict:
+    """The settings of algorithm `name`: its section `nas_cfg[name]` (random search has none)."""
+    _check_algorithm(name)
+    return {} if name == "random_search" else dict(nas_cfg[name])
 
 
 def run_many(name: str, values: np.ndarray, *, runs: int, budget: int, seed: int = 0, settings: dict | None = None,
              workers: int | None = None) -> list[RunResult]:
     """`runs` searches of algorithm `name` (seeds seed..seed+runs-1), results in seed order."""
-    if name not in ALGORITHMS:
-        raise NaresError(f"unknown algorithm {name!r} (algorithms: {', '.join(ALGORITHMS)})")
+    _check_algorithm(name)
     if runs < 1:
         raise NaresError(f"runs={runs!r} must be positive")
     jobs = [(name, budget, seed + i, settings or {}) for i in range(runs)]
