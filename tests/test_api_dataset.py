@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -80,10 +82,13 @@ def test_every_metric_matches_the_record(ds, records):
 def test_objective_refuses_test_metrics(ds):
     assert ds.get_objective(WRN_34_10) == ds.metric(WRN_34_10, Metric.VAL_PGD_ACC)
     assert ds.get_objective(WRN_34_10, "VAL_CW_ACC") == ds.metric(WRN_34_10, Metric.VAL_CW_ACC)
+    assert ds.objective_values() is ds.values(Metric.VAL_PGD_ACC)
     for m in Metric:
         if m.is_test:
             with pytest.raises(MetricError, match=m.value):
                 ds.get_objective(WRN_34_10, m)
+            with pytest.raises(MetricError, match=m.value):
+                ds.objective_values(m)
     with pytest.raises(MetricError, match="unknown metric 'VAL_FOO'"):
         Metric.parse("VAL_FOO")
 
@@ -174,6 +179,13 @@ def test_cli_query_and_top(jsonl, records, cache_env, capsys):
     assert main(["top", "--metric", "BOGUS", "--data", str(jsonl)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nares: error: unknown metric 'BOGUS'") and err.count("\n") == 1
+
+
+def test_cli_start_up_leaves_the_dataset_api_unimported():
+    code = ("import sys; from nares.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('nares.api', 'numpy', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_values_are_read_only_columns(ds):

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from nares.api.source import add_source_args, open_from_args
+from nares.commands._source import add_source_args, open_from_args
 
 ALGOS = ("random_search", "local_search", "evolution", "bananas")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nares.api.source import add_source_args, open_from_args
+from nares.commands._source import add_source_args, open_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,7 @@
-"""The dataset-source options shared by the dataset commands: `--release V` or `--data FILE`."""
+"""The dataset-source options shared by the dataset commands: `--release V` or `--data FILE`.
+
+Imports `nares.api` (pyarrow, numpy) only when a dataset is opened, so that `nares --help` stays fast.
+"""
 
 from __future__ import annotations
 
