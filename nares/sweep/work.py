@@ -11,21 +11,12 @@ Modes:
 from __future__ import annotations
 
 import time
-from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any
 
 from nares.sweep.selection import SweepError
 from nares.train.runtime import device_name, resolve_device
 
 MODES = ("train", "dry-run")
-
-
-def _splits_to(splits: Any, device: str) -> Any:
-    """The same splits with every image set moved to `device` (loaded once per worker, kept there)."""
-    if is_dataclass(splits):
-        return type(splits)(**{f.name: getattr(splits, f.name).to(device) for f in fields(splits)})
-    return type(splits)(*(s.to(device) for s in splits))
 
 
 class ArchRunner:
@@ -40,7 +31,7 @@ class ArchRunner:
         if mode == "train":
             from nares.data import load_splits
 
-            self.splits = _splits_to(load_splits(cfg["data"], seed=cfg["train"]["seed"]), self.device)
+            self.splits = load_splits(cfg["data"], seed=cfg["train"]["seed"]).to(self.device)
 
     def run(self, arch: str, run_dir: str | Path) -> dict:
         """Train and evaluate `arch` in `run_dir`; returns device seconds per phase and the device name."""
