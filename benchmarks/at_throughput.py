@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nares.attacks.common import autocast
 from nares.complexity import macs
 from nares.config import load_preset
 from nares.models import build_model
 from nares.train.optim import make_optimizer
-from nares.train.runtime import autocast, device_name, resolve_device
+from nares.train.runtime import device_name, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GPU_ARCHS = ("5-10-5-10-5-10", "4-8-4-8-4-8", "11-16-11-16-11-16")  # WRN-34-10, smallest, largest
@@ -76,12 +77,12 @@ def reference_loop(model, opt, x_hwc, y, batch, steps, eps, step, init_scale, de
         x_adv = (xb + init_scale * torch.randn_like(xb)).clamp(0, 1)
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            with autocast(precision, device):
+            with autocast(device, precision):
                 loss = F.cross_entropy(model(x_adv), yb)
             loss.backward()
             x_adv = torch.min(torch.max(x_adv.detach() + step * x_adv.grad.sign(), xb - eps), xb + eps).clamp(0, 1)
         model.train()
-        with autocast(precision, device):
+        with autocast(device, precision):
             loss = F.cross_entropy(model(x_adv), yb)
         opt.zero_grad()
         scaler.scale(loss).backward()

@@ -12,7 +12,7 @@ from nares.models import build_model
 from nares.space import Arch
 from nares.store.tables import SCHEMAS, records_to_tables, write_tables
 from nares.synthetic import synthetic_records
-from nares.train.checkpoints import save_checkpoint
+from nares.train.checkpoints import cpu_state_dict, save_checkpoint
 
 ARCH = Arch.parse("4-8-4-8-4-8")
 OTHER = Arch.parse("5-10-5-10-5-10")
@@ -25,7 +25,7 @@ def release(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = build_model(ARCH, width_base=1)
     run = tmp_path / "run"
-    path = save_checkpoint(run, "best", model, {"arch": str(ARCH), "epoch": 3, "width_base": 1, "num_classes": 10})
+    path = save_checkpoint(run, "best", cpu_state_dict(model), {"arch": str(ARCH), "epoch": 3, "width_base": 1, "num_classes": 10})
     key = f"checkpoints/{ARCH}/best.pt"
     (tmp_path / "rel" / "objects" / key).parent.mkdir(parents=True)
     (tmp_path / "rel" / "objects" / key).write_bytes(path.read_bytes())

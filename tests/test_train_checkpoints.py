@@ -11,6 +11,7 @@ from nares.train.checkpoints import (
     PENDING_BEST,
     RunError,
     checkpoint_path,
+    cpu_state_dict,
     load_checkpoint,
     promote_pending_best,
     save_checkpoint,
@@ -27,7 +28,7 @@ def _meta(epoch: int) -> dict:
 
 def test_checkpoint_roundtrip_is_weights_only_and_nchw(tmp_path):
     model = build_model(ARCH, width_base=1).to(memory_format=torch.channels_last)
-    path = save_checkpoint(tmp_path, "e74", model, _meta(3))
+    path = save_checkpoint(tmp_path, "e74", cpu_state_dict(model), _meta(3))
     assert path == tmp_path / "checkpoints" / "e74.pt"
     assert not list(path.parent.glob("*.partial"))
     ckpt = torch.load(path, weights_only=True)
@@ -59,15 +60,15 @@ def test_kinds_due_per_epoch():
 
 def test_pending_best_promoted_only_when_committed(tmp_path):
     old, new = build_model(ARCH, width_base=1), build_model(ARCH, width_base=1)
-    save_checkpoint(tmp_path, "best", old, _meta(1))
+    save_checkpoint(tmp_path, "best", cpu_state_dict(old), _meta(1))
     # epoch 2 improved, but the run died before its state was saved: the resumed run's best is still epoch 1
-    save_checkpoint(tmp_path, "best", new, _meta(2), pending=True)
+    save_checkpoint(tmp_path, "best", cpu_state_dict(new), _meta(2), pending=True)
     assert (tmp_path / PENDING_BEST).exists()
     promote_pending_best(tmp_path, best_epoch=1)
     assert not (tmp_path / PENDING_BEST).exists()
     assert load_checkpoint(checkpoint_path(tmp_path, "best"))["meta"]["epoch"] == 1
     # committed: the state names epoch 2 as best, so the pending file becomes best.pt
-    save_checkpoint(tmp_path, "best", new, _meta(2), pending=True)
+    save_checkpoint(tmp_path, "best", cpu_state_dict(new), _meta(2), pending=True)
     promote_pending_best(tmp_path, best_epoch=2)
     ckpt = load_checkpoint(checkpoint_path(tmp_path, "best"))
     assert ckpt["meta"]["epoch"] == 2

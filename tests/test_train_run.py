@@ -13,10 +13,10 @@ from nares.constants import CHECKPOINT_KINDS
 from nares.data import load_splits
 from nares.evaluate.runner import load_model
 from nares.io import sha256_file
+from nares.records import HISTORY_KEYS
 from nares.train import train_arch
 from nares.train.checkpoints import DONE_FILE, STATE_FILE, RunError, checkpoint_path, load_checkpoint
 from nares.train.runtime import training_hash
-from nares.train.validate import HISTORY_KEYS
 from tests.test_train_resume import ARCH, micro_cfg
 
 pytestmark = pytest.mark.slow  # trains a tiny model once (~25 s on 2 busy cores)

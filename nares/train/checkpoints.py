@@ -40,16 +40,18 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(out_dir: Path, kind: str, model: nn.Module, meta: dict[str, Any], *, pending: bool = False) -> Path:
-    """Write `{"state_dict", "meta"}` to DIR/checkpoints/<kind>.pt (loadable with weights_only=True).
+def save_checkpoint(out_dir: Path, kind: str, weights: dict[str, torch.Tensor], meta: dict[str, Any], *,
+                    pending: bool = False) -> Path:
+    """Write `{"state_dict": weights, "meta"}` to DIR/checkpoints/<kind>.pt (loadable with weights_only=True).
 
+    `weights` is the model's `cpu_state_dict` (copied to the host once per epoch, however many files it goes to).
     `pending=True` writes DIR/state/best.pt instead: a new best becomes `best.pt` only once its epoch's
     resume state is saved (`promote_pending_best`), so a kill in between never leaves a best checkpoint
     from an epoch that the resumed run will redo.
     """
     path = Path(out_dir) / PENDING_BEST if pending else checkpoint_path(out_dir, kind)
     with atomic_write(path) as fh:
-        torch.save({"state_dict": cpu_state_dict(model), "meta": {**meta, "kind": kind}}, fh)
+        torch.save({"state_dict": weights, "meta": {**meta, "kind": kind}}, fh)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Where and how a run executes: device choice, autocast precision, determinism, timing, code version.
+"""Where and how a run executes: device choice, determinism, timing, code version.
 
 Shared by `nares.train` and `nares.evaluate`; imports only torch and the standard library.
 """
@@ -19,8 +19,6 @@ from nares import __version__
 from nares.config import preset_hash
 from nares.errors import ConfigError
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """`auto` → the first CUDA GPU when one is present, else the CPU."""
@@ -38,16 +36,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def device_name(device: torch.device) -> str:
     """The GPU's marketing name (e.g. `NVIDIA H100 80GB HBM3`), or `cpu`."""
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast to the preset's dtype (`fp32` = no autocast)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @contextlib.contextmanager

@@ -18,14 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nares.attacks.common import autocast, check_precision
 from nares.constants import CHECKPOINT_KINDS
 from nares.io import exclusive_folder
 from nares.models import build_model
+from nares.records import HISTORY_KEYS
 from nares.space import Arch
 from nares.train.checkpoints import (
     RunError,
     checkpoint_manifest,
     clear_state,
+    cpu_state_dict,
     load_state,
     promote_pending_best,
     read_done,
@@ -36,14 +39,13 @@ from nares.train.checkpoints import (
 from nares.train.optim import lr_at, make_optimizer, set_lr
 from nares.train.runtime import (
     Stopwatch,
-    autocast,
     code_version,
     determinism,
     device_name,
     resolve_device,
     training_hash,
 )
-from nares.train.validate import HISTORY_KEYS, validate_epoch
+from nares.train.validate import validate_epoch
 
 SECONDS_PER_DAY = 86400.0
 
@@ -80,12 +82,14 @@ def save_epoch_kinds(epoch: int, cfg: dict[str, Any]) -> list[str]:
 
 
 def check_schedule(cfg: dict[str, Any]) -> None:
+    """Refuse a preset the trainer cannot run (save epochs, best metric, precision) before any work."""
     epochs = cfg["train"]["epochs"]
     save = cfg["checkpoints"]["save_epochs"]
     if len(save) != 2 or not all(0 <= e < epochs for e in save):
         raise RunError(f"checkpoints.save_epochs={save} must be two epochs in 0..{epochs - 1}")
     if cfg["checkpoints"]["best_metric"] != "val_cw_acc":
         raise RunError(f"checkpoints.best_metric={cfg['checkpoints']['best_metric']!r} is not supported (expected val_cw_acc)")
+    check_precision(cfg["train"]["precision"])  # the attacks would refuse it in the first batch
 
 
 def _progress(progress: bool, total: int, desc: str):
@@ -115,7 +119,7 @@ def train_epoch(model: nn.Module, net: nn.Module, batches, optimizer: torch.opti
                     init=atk["init"], init_scale=atk["init_scale_255"] / 255, generator=gen,
                     precision=tr["precision"])
         model.train()
-        with autocast(tr["precision"], device):
+        with autocast(device, tr["precision"]):
             logits = net(x_adv)
             loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -256,18 +260,18 @@ def _train(arch: Arch, cfg: dict[str, Any], out_dir: Path, dev: torch.device, sp
                                 f"pgd {val['pgd']:.3f} cw {val['cw']:.3f}")
         for k, v in {"train_loss": train_loss, "train_acc": train_acc, **val}.items():
             history[k].append(float(v))
-        meta = _checkpoint_meta(arch, cfg, epoch)
+        meta, weights = _checkpoint_meta(arch, cfg, epoch), cpu_state_dict(model)  # one host copy per epoch
         for kind in save_epoch_kinds(epoch, cfg):
-            save_checkpoint(out_dir, kind, model, meta)
+            save_checkpoint(out_dir, kind, weights, meta)
         improved = val["cw"] > best_value  # ties keep the earlier epoch
         if improved:
             best_epoch, best_value = epoch, val["cw"]
-            save_checkpoint(out_dir, "best", model, meta, pending=True)
+            save_checkpoint(out_dir, "best", weights, meta, pending=True)
         seconds = {"wall": seconds["wall"] + watch.wall_seconds, "gpu": seconds["gpu"] + watch.gpu_seconds,
                    "validation": seconds["validation"] + val_watch.wall_seconds}
         state = {
             "arch": str(arch), "preset_hash": training_hash(cfg), "epoch": epoch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model": weights,
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else {},
             "history": history, "best_epoch": best_epoch, "best_value": best_value, "seconds": seconds,
         }

@@ -7,12 +7,6 @@ from typing import Any
 import torch
 from torch import nn
 
-# Per-epoch history of a run, in the order of the published record; accuracies are fractions.
-HISTORY_KEYS: tuple[str, ...] = (
-    "train_loss", "train_acc", "val_loss", "val_acc",
-    "pgd", "pgd_stable", "pgd_lip", "pgd_loss", "cw", "cw_stable", "cw_lip", "cw_loss",
-)
-
 
 def as_tensors(images, device: torch.device, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """An `ImageSet` as float images in [0,1] and int64 labels on `device` (channels-last if asked)."""
@@ -24,16 +18,16 @@ def as_tensors(images, device: torch.device, channels_last: bool = False) -> tup
 
 
 def validate_epoch(net: nn.Module, val_set, cfg: dict[str, Any], seed: int, device: torch.device) -> dict[str, float]:
-    """Validation metrics of one epoch as history entries (val_loss, val_acc, pgd…, cw…)."""
+    """Validation metrics of one epoch as history entries (val_loss, val_acc, pgd…, cw…).
+
+    `evaluate_attacks` runs `net` in eval mode and restores its train/eval modes afterwards.
+    """
     from nares.attacks.suite import evaluate_attacks
 
     section = cfg["validation"]
-    was_training = net.training
-    net.eval()
     x, y = as_tensors(val_set, device, cfg["train"]["channels_last"])
     res = evaluate_attacks(net, x, y, section, names=["clean", "pgd", "cw"], batch_size=section["batch_size"],
                            precision=cfg["train"]["precision"], seed=seed)
-    net.train(was_training)
     out = {"val_loss": res["clean"].loss, "val_acc": res["clean"].acc}
     for name in ("pgd", "cw"):
         m = res[name]
