@@ -24,7 +24,7 @@ from pathlib import Path
 from nares import __version__
 from nares.data import paths
 from nares.data.sources import REMOTES, Remote, Unpack
-from nares.data.verify import corrupt_message, md5_file
+from nares.data.verify import check_md5, corrupt_message, md5_file
 from nares.errors import DataError
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total bytes or None)
@@ -99,9 +99,7 @@ def download_file(
     """
     dest = Path(dest)
     if dest.is_file():
-        actual = md5_file(dest)
-        if actual != md5:
-            raise DataError(corrupt_message(dest, md5, actual, "delete it to download it again"))
+        check_md5(dest, md5, "delete it to download it again")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")

@@ -59,10 +59,15 @@ def _check_split(split: str) -> None:
         raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
 
 
-def check_images(x: np.ndarray, y: np.ndarray, what: str) -> None:
-    """Raise DataError unless x is uint8 [N,32,32,3] and y holds N labels in 0..9."""
+def _check_image_array(x: np.ndarray, what: str) -> None:
+    """Raise DataError unless x is uint8 [N,32,32,3]."""
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != _IMAGE_SHAPE:
         raise DataError(f"{what}: images have shape {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
+
+
+def check_images(x: np.ndarray, y: np.ndarray, what: str) -> None:
+    """Raise DataError unless x is uint8 [N,32,32,3] and y holds N labels in 0..9."""
+    _check_image_array(x, what)
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{what}: {y.shape} labels for {len(x)} images")
     if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
@@ -165,8 +170,7 @@ def read_corruption(folder: str | Path, name: str) -> tuple[np.ndarray, np.ndarr
     x = _load_npy(folder / f"{name}.npy", mmap=True)
     y = _load_npy(folder / paths.CIFAR10C_LABELS).astype(np.int64)
     what = str(folder / f"{name}.npy")
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != _IMAGE_SHAPE:
-        raise DataError(f"{what}: images have shape {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
+    _check_image_array(x, what)
     if len(x) != len(y) or len(x) % 5:
         raise DataError(f"{what}: {len(x)} images and {len(y)} labels; expected equal counts, a multiple of 5")
     return x, y
