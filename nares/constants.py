@@ -1,8 +1,4 @@
-"""Names fixed by the protocol and the datasets (PROTOCOL §3): classes, corruptions, severities."""
-
-CIFAR10_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
+"""Names fixed by the protocol and the datasets (PROTOCOL §3): corruptions, severities, checkpoint kinds."""
 
 # The 19 CIFAR-10-C corruptions, in the order of the published records.
 CORRUPTIONS: tuple[str, ...] = (

@@ -145,10 +145,20 @@ def apgd_with_mask(
         raise AttackError(f"APGD loss {loss!r} is not one of {', '.join(APGD_LOSSES)}")
     x, y = x.detach(), y.detach()
     _, robust, x_out = _clean_state(model, x, y, precision)
-    loss_fn = ce_loss if loss == "ce" else dlr_loss
-    run = partial(_apgd_run, model, eps=eps, n_iter=n_iter, rho=rho, generator=generator, precision=precision)
-    for _ in range(n_restarts):
-        _on_robust(lambda xs, ys: run(xs, ys, loss_fn), robust, x_out, x, y)
+    _untargeted_runs(
+        model,
+        x,
+        y,
+        robust,
+        x_out,
+        ce_loss if loss == "ce" else dlr_loss,
+        eps=eps,
+        n_iter=n_iter,
+        n_restarts=n_restarts,
+        rho=rho,
+        generator=generator,
+        precision=precision,
+    )
     return x_out, robust
 
 
@@ -209,19 +219,30 @@ def aa_compact(
     _check_common(eps, t["n_iter"], t["n_restarts"], precision)
     x, y = x.detach(), y.detach()
     logits, robust, x_out = _clean_state(model, x, y, precision)
-    run = partial(
-        _apgd_run,
-        model,
-        eps=eps,
-        n_iter=ce["n_iter"],
-        rho=ce["rho"],
-        generator=generator,
-        precision=precision,
-    )
-    for _ in range(ce["n_restarts"]):
-        _on_robust(lambda xs, ys: run(xs, ys, ce_loss), robust, x_out, x, y)
+    _untargeted_runs(model, x, y, robust, x_out, ce_loss, eps=eps, generator=generator, precision=precision, **ce)
     _targeted_runs(model, x, y, logits, robust, x_out, eps=eps, generator=generator, precision=precision, **t)
     return x_out, robust
+
+
+def _untargeted_runs(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    robust: torch.Tensor,
+    x_out: torch.Tensor,
+    loss_fn: LossFn,
+    *,
+    eps: float,
+    n_iter: int,
+    n_restarts: int,
+    rho: float,
+    generator: torch.Generator | None,
+    precision: str,
+) -> None:
+    """`n_restarts` APGD runs on `loss_fn`, each on the points still robust (x_out, robust updated in place)."""
+    run = partial(_apgd_run, model, eps=eps, n_iter=n_iter, rho=rho, generator=generator, precision=precision)
+    for _ in range(n_restarts):
+        _on_robust(lambda xs, ys: run(xs, ys, loss_fn), robust, x_out, x, y)
 
 
 def _targeted_runs(

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> int:
     from nares.config import load_preset
     from nares.evaluate import evaluate_run
+    from nares.evaluate.metrics import ATTACK_METRICS
     from nares.train.runtime import set_threads
 
     cfg = load_preset(args.preset)
@@ -29,7 +30,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     res = evaluate_run(args.dir, cfg, device=args.device, metrics=metrics, checkpoint=args.checkpoint, progress=True)
     cells = res["cells"]
-    for m in ("clean", "fgsm", "pgd", "cw", "aa"):
+    for m in ATTACK_METRICS:
         if m in cells:
             c = cells[m]
             extra = f" stable {c['stable']:.4f}" if c.get("stable") is not None else ""

@@ -7,32 +7,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from nares.constants import CORRUPTIONS
+from nares.attacks.suite import ATTACK_NAMES, evaluate_attacks
 
-ATTACK_METRICS: tuple[str, ...] = ("clean", "fgsm", "pgd", "cw", "aa")
+ATTACK_METRICS: tuple[str, ...] = ATTACK_NAMES  # one cell per attack of the evaluation suite
 METRICS: tuple[str, ...] = (*ATTACK_METRICS, "corruptions", "complexity")
 
 
 def attack_cell(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metric: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """{acc, loss, stable, lip, n} of one attack (or clean) on the test tensors (fractions)."""
-    from nares.attacks.suite import evaluate_attacks
-
     ev = cfg["eval"]
     m = evaluate_attacks(model, x, y, ev, names=[metric], batch_size=ev["batch_size"], precision=ev["precision"],
                          seed=ev["seed"])[metric]
     return {"acc": _num(m.acc), "loss": _num(m.loss), "stable": _num(m.stable), "lip": _num(m.lip), "n": int(m.n)}
 
 
-def corruption_cell(model: nn.Module, cfg: dict[str, Any], device: torch.device, channels_last: bool,
-                    root=None) -> dict[str, dict[str, dict[str, float]]]:
+def corruption_cell(model: nn.Module, cfg: dict[str, Any], device: torch.device,
+                    channels_last: bool) -> dict[str, dict[str, dict[str, float]]]:
     """{corruption: {"1".."5": {acc, loss}}} over the 19 corruptions × configured severities."""
-    from nares.attacks.suite import evaluate_attacks
     from nares.data import iter_corruptions
     from nares.train.validate import as_tensors
 
     ev = cfg["eval"]
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, severity, images in iter_corruptions(root, names=list(CORRUPTIONS), severities=ev["corruption_severities"],
+    for name, severity, images in iter_corruptions(severities=ev["corruption_severities"],
                                                    limit=cfg["data"]["corruption_limit"]):
         x, y = as_tensors(images, device, channels_last)
         m = evaluate_attacks(model, x, y, ev, names=["clean"], batch_size=ev["batch_size"], precision=ev["precision"],
