@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from nares.procs import pid_alive
 from nares.store.local_server import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -69,5 +70,5 @@ def test_stack_runs_a_deployment_and_tears_down(stack_home):
 
     stopped = stack.down()
     assert stopped == {"prefect-worker": True, "prefect-server": True, "ray-head": True, "s3": True}
-    assert not [pid for pid in pids if stack.pid_alive(pid)]
+    assert not [pid for pid in pids if pid_alive(pid)]
     assert stack.status()["prefect-server"] is None

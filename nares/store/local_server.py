@@ -9,7 +9,6 @@ recorded in `<state>/s3rver.pid`; its data lives in `<state>/data` (default stat
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -22,7 +21,8 @@ from pathlib import Path
 
 from nares.config import REPO_ROOT
 from nares.errors import NaresError
-from nares.store.settings import DEFAULT_PORT, StoreSettings, nares_home
+from nares.procs import read_pid, terminate
+from nares.store.settings import StoreSettings, nares_home, s3_port
 
 S3RVER_JS = REPO_ROOT / "infra" / "local" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
 ADDRESS = "127.0.0.1"
@@ -36,10 +36,6 @@ def state_dir() -> Path:
     return nares_home() / "s3"
 
 
-def default_port() -> int:
-    return int(os.environ.get("NARES_S3_PORT", DEFAULT_PORT))
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((ADDRESS, 0))
@@ -47,9 +43,8 @@ def free_port() -> int:
 
 
 def _read_pid(pid_file: Path) -> int | None:
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+    pid = read_pid(pid_file)
+    if pid is None:
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -73,7 +68,7 @@ class LocalS3Server:
 
     def __init__(self, state: str | Path | None = None, port: int | None = None):
         self.state = Path(state) if state else state_dir()
-        self.port = int(port) if port else default_port()
+        self.port = int(port) if port else s3_port()
 
     @property
     def data_dir(self) -> Path:
@@ -158,33 +153,9 @@ class LocalS3Server:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
+        terminate(pid, timeout, sig=signal.SIGKILL if kill else signal.SIGTERM)
         self.pid_file.unlink(missing_ok=True)
         return True
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        if state.read_text().split(") ")[-1].startswith("Z"):
-            return False
-    return True
 
 
 def start() -> dict:

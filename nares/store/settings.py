@@ -15,6 +15,7 @@ Secrets never appear in `repr`/`str` or in messages.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -32,6 +33,11 @@ EMBEDDED_SECRET = "S3RVER"
 def nares_home() -> Path:
     """The factory state folder: `$NARES_HOME`, else `<repo>/var` (gitignored)."""
     return Path(os.environ.get("NARES_HOME", REPO_ROOT / "var")).resolve()
+
+
+def s3_port(env: Mapping[str, str] | None = None) -> int:
+    """The embedded server's port: `$NARES_S3_PORT`, else 9444."""
+    return int((os.environ if env is None else env).get("NARES_S3_PORT", DEFAULT_PORT))
 
 
 def _mask(secret: str | None) -> str:
@@ -60,7 +66,7 @@ class StoreSettings:
         e = os.environ if env is None else env
         endpoint = e.get("NARES_S3_ENDPOINT") or e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
         if not endpoint:
-            endpoint = f"http://127.0.0.1:{int(e.get('NARES_S3_PORT', DEFAULT_PORT))}"
+            endpoint = f"http://127.0.0.1:{s3_port(e)}"
         key_id, secret = e.get("AWS_ACCESS_KEY_ID"), e.get("AWS_SECRET_ACCESS_KEY")
         if not key_id and not secret and urlparse(endpoint).hostname in LOCAL_HOSTS:
             key_id, secret = EMBEDDED_KEY_ID, EMBEDDED_SECRET
@@ -81,10 +87,6 @@ class StoreSettings:
     def is_local(self) -> bool:
         """True when the endpoint is on this machine's loopback (the embedded server)."""
         return bool(self.endpoint_url) and urlparse(self.endpoint_url).hostname in LOCAL_HOSTS
-
-    @property
-    def port(self) -> int | None:
-        return urlparse(self.endpoint_url).port if self.endpoint_url else None
 
     def key(self, *parts: str) -> str:
         """An object key under the prefix: `key("releases", "v1")` → `<prefix>/releases/v1`."""

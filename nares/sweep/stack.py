@@ -9,9 +9,7 @@ server → Ray → S3 (a worker outliving its server hangs), each by its recorde
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +20,8 @@ from pathlib import Path
 
 from nares.config import REPO_ROOT
 from nares.errors import NaresError
+from nares.procs import pid_alive, read_pid, terminate
+from nares.store import local_server
 from nares.sweep.paths import QUIET_ENV, nares_home, ray_temp_dir
 
 WORK_POOL = "nares"
@@ -83,25 +83,10 @@ def _pid_file(name: str) -> Path:
     return _dirs()["pids"] / f"{name}.pid"
 
 
-def pid_alive(pid: int) -> bool:
-    """True if `pid` runs (a zombie, exited but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
-
-
 def service_pid(name: str) -> int | None:
     """The PID of a running service started by this stack, else None."""
-    try:
-        pid = int(_pid_file(name).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    pid = read_pid(_pid_file(name))
+    return pid if pid is not None and pid_alive(pid) else None
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -145,19 +130,7 @@ def stop_service(name: str, grace_s: float = 15.0) -> bool:
     _pid_file(name).unlink(missing_ok=True)
     if pid is None:
         return False
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return True
-        end = time.monotonic() + wait
-        while time.monotonic() < end and pid_alive(pid):
-            time.sleep(0.25)
-        if not pid_alive(pid):
-            break
-    # reap the group's leftovers (children of the service that outlived it)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    terminate(pid, grace_s, group=True, kill_wait_s=10.0)
     return True
 
 
@@ -223,8 +196,6 @@ def up(*, num_cpus: int | None = None, with_s3: bool = True, with_worker: bool =
     env = stack_env(ports)
     os.environ.update(env)
     if with_s3:
-        from nares.store import local_server
-
         local_server.start()
     start_prefect(env, ports)
     start_ray(env, ports, num_cpus)
@@ -239,12 +210,7 @@ def down() -> dict[str, bool]:
     """Stop every service in the safe order; returns which ones were running."""
     out = {name: stop_service(name, grace) for name, grace in
            (("prefect-worker", 10.0), ("prefect-server", 20.0), ("ray-head", 20.0))}
-    try:
-        from nares.store import local_server
-
-        out["s3"] = bool(local_server.stop())
-    except ImportError:
-        out["s3"] = False
+    out["s3"] = bool(local_server.stop())
     return out
 
 
@@ -254,12 +220,7 @@ def status() -> dict:
     out["ui"] = f"http://127.0.0.1:{ports.prefect}"
     out["ray_address"] = f"127.0.0.1:{ports.ray}"
     out["env_file"] = str(nares_home() / "stack.env")
-    try:
-        from nares.store import local_server
-
-        out["s3"] = local_server.status()
-    except ImportError:
-        out["s3"] = None
+    out["s3"] = local_server.status()
     return out
 
 
