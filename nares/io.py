@@ -46,17 +46,18 @@ class BusyError(NaresError):
 
 
 @contextlib.contextmanager
-def exclusive_folder(folder: str | Path) -> Iterator[Path]:
-    """Hold `folder` for this process alone (a non-blocking lock on `folder/.lock`), after clearing it of the
-    `.partial` files that writers killed there left behind (with the lock held, none of them can be alive).
+def exclusive_folder(folder: str | Path, *, wait: bool = False) -> Iterator[Path]:
+    """Hold `folder` for this process alone (a lock on `folder/.lock`), after clearing it of the `.partial`
+    files that writers killed there left behind (with the lock held, none of them can be alive).
 
+    Another holder makes it raise BusyError, or with `wait=True` wait until that holder lets go.
     The lock dies with the process, so a SIGKILLed holder never blocks the next start.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "a") as fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BusyError(f"{folder} is in use by another process (it holds {folder / '.lock'})") from None
         try:

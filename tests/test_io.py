@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -13,6 +14,8 @@ from nares.io import BusyError, atomic_write, exclusive_folder
 
 HOLD = "import sys, time; from nares.io import exclusive_folder\n" \
        "with exclusive_folder(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
+HOLD_UNTIL_ENTER = "import sys; from nares.io import exclusive_folder\n" \
+                   "with exclusive_folder(sys.argv[1]):\n    print('held', flush=True); sys.stdin.readline()"
 
 
 def test_atomic_write_failure_leaves_the_old_file_and_no_partial(tmp_path):
@@ -49,3 +52,29 @@ def test_a_live_holder_blocks_and_a_killed_one_does_not(tmp_path):
     time.sleep(0.05)
     with exclusive_folder(folder) as held:  # the kernel dropped the dead holder's lock
         assert held == folder
+
+
+def test_wait_true_waits_until_the_holder_lets_go(tmp_path):
+    folder = tmp_path / "tables"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_ENTER, str(folder)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    held = threading.Event()
+
+    def second_holder():
+        with exclusive_folder(folder, wait=True):
+            held.set()
+
+    waiter = threading.Thread(target=second_holder, daemon=True)
+    try:
+        assert proc.stdout.readline().strip() == b"held"
+        waiter.start()
+        assert not held.wait(0.5)  # neither BusyError nor the lock: it waits
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert proc.wait(10) == 0
+        assert held.wait(10)  # the first holder let go: the second one gets the folder
+    finally:
+        proc.kill()
+        proc.wait()
+        if waiter.is_alive():
+            waiter.join(10)

@@ -105,6 +105,18 @@ def test_sharding_and_idempotent_upsert(tmp_path):
     assert h.filter(pa.compute.equal(h.column("arch_id"), aid)).num_rows == 2 and h.num_rows == 5 * 3 + 2
 
 
+def test_a_killed_writers_temp_file_is_cleared_by_the_next_write(tmp_path):
+    root = tmp_path / "tables"
+    stale = root / "history" / ".part-000.parquet.k1ll3d.partial"  # what atomic_write leaves when SIGKILLed
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a shard")
+    recs = synthetic_records(archs=None, n=1, seed=0, epochs=3)
+    T.write_tables(T.records_to_tables(recs), root)
+    assert not stale.exists()
+    shard = (recs[0]["arch_id"] - 1) // T.SHARD_ARCHS
+    assert [p.name for p in (root / "history").iterdir()] == [f"part-{shard:03d}.parquet"]
+
+
 def _arch(rec: dict) -> str:
     a = rec["arch"]
     return "-".join(str(a[k]) for k in ("D1", "W1", "D2", "W2", "D3", "W3"))

@@ -9,7 +9,6 @@ row keys) being written replace the stored ones; every file is replaced atomical
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nares.io import atomic_write
+from nares.io import atomic_write, exclusive_folder
 from nares.records import (
     HISTORY_KEYS,
     HISTORY_PCT,
@@ -327,15 +326,10 @@ def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 
 @contextmanager
 def tables_lock(root: str | Path) -> Iterator[None]:
-    """An exclusive inter-process lock on a tables folder (held while shards are rewritten)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """An exclusive inter-process lock on a tables folder (held while shards are rewritten); waits for
+    another holder, then clears the temp files of writers killed there."""
+    with exclusive_folder(root, wait=True):
+        yield
 
 
 def shard_path(root: Path, name: str, shard: int) -> Path:
