@@ -205,14 +205,15 @@ def _suites(
     return out
 
 
-def _describe(table: str, res) -> str:
+def _describe(table: str, res, arch_gap: str = "") -> str:
+    """One failed expectation in words; `arch_gap` details the expected-list mismatch."""
     cfg = res.expectation_config
     kw = cfg.kwargs
     where = kw.get("column") or kw.get("column_list") or (kw.get("column_A"), kw.get("column_B"))
     text = f"{table}: {cfg.type}({where})"
     r = res.result or {}
     if cfg.type == "expect_column_distinct_values_to_equal_set":
-        text += " failed: the architectures differ from the expected list"
+        text += f" failed: the architectures differ from the expected list{arch_gap}"
     elif r.get("unexpected_count"):
         examples = r.get("partial_unexpected_index_list") or []
         ids = sorted({int(e["arch_id"]) for e in examples if isinstance(e, dict) and "arch_id" in e})[:5]
@@ -224,6 +225,13 @@ def _describe(table: str, res) -> str:
     else:
         text += " failed"
     return text
+
+
+def _arch_gap(expected: list[int], present_ids: Iterable[int]) -> str:
+    """The architectures missing from and unexpected in the tables, relative to the expected list."""
+    present = set(present_ids)
+    missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
+    return f" ({len(missing)} missing, e.g. {missing[:5]}; {len(extra)} unexpected, e.g. {extra[:5]})"
 
 
 def validate_tables(
@@ -273,6 +281,7 @@ def validate_tables(
     suites = _suites(
         frames, epochs=epochs, tolerance=tolerance, expected_archs=expected, verify=verify_checkpoints
     )
+    arch_gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())
     failures: list[str] = []
     n_exp = 0
     with tempfile.TemporaryDirectory(prefix="nares-gx-") as tmp:
@@ -299,16 +308,7 @@ def validate_tables(
                 batch_parameters={"dataframe": frames[name]},
                 result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["arch_id"]},
             )
-            failures.extend(_describe(name, r) for r in res.results if not r.success)
-        if expected is not None:
-            present = set(frames["architectures"]["arch_id"].tolist())
-            missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
-            for i, f in enumerate(failures):
-                if "differ from the expected list" in f:
-                    failures[i] = (
-                        f
-                        + f" ({len(missing)} missing, e.g. {missing[:5]}; {len(extra)} unexpected, e.g. {extra[:5]})"
-                    )
+            failures.extend(_describe(name, r, arch_gap) for r in res.results if not r.success)
         if report_dir is not None:
             ctx.build_data_docs()
             site = Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site"
