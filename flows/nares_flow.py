@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from nares.config import load_preset, params_path
+from nares.config import load_preset
 from nares.space import ArchIndex
 from nares.sweep import paths
 from nares.sweep.journal import Journal
@@ -45,9 +47,9 @@ def plan(preset: str, archs: str, seed: int, mode: str, tables_root: str) -> tup
     if mode == "dry-run":
         done = Journal(paths.journal_path(preset, seed)).done_ids()
     else:
-        from nares.store.ingest import is_complete
+        from nares.store.ingest import complete_ids
 
-        done = {i for i, _ in selected if is_complete(tables_root, i)}
+        done = complete_ids(tables_root)
     todo = [(i, a) for i, a in selected if i not in done]
     ordered = order_jobs(todo, cfg["sweep"]["order"], cfg["model"]["width_base"])
     return [(i, str(a)) for i, a in ordered], len(selected) - len(todo)
@@ -74,7 +76,7 @@ def _drive(kind: str, jobs: list[tuple[int, str]], preset: str, seed: int, mode:
     try:
         pool = plan_pool(sweep, len(jobs))
         logger.info("%s: %d architecture(s) on %s", kind, len(jobs), pool.describe())
-        actors.extend(start_actors(pool, preset, str(params_path()), mode))
+        actors.extend(start_actors(pool, preset, mode))
 
         def on_event(event: str, job: Job, **fields) -> None:
             name = {"submit": "start"}.get(event, event)
@@ -156,20 +158,28 @@ def find_stale(preset: str, tables_root: str) -> dict[tuple[int, str], list[str]
     return group_by_run(cells)
 
 
-def _ensure_checkpoint(store, tables_root: str, arch_id: int, kind: str, run: Path) -> None:
-    """Fetch a checkpoint from the object store into the run folder when it is not there (another machine)."""
-    dest = run / "checkpoints" / f"{kind}.pt"
-    if dest.exists():
-        return
-    import pyarrow.compute as pc
-
+def _checkpoint_objects(tables_root: str) -> dict[tuple[int, str], tuple[str, str]]:
+    """(arch_id, kind) → (key, sha256) of every manifest row (the first row where one repeats)."""
     from nares.store.tables import read_tables
 
     m = read_tables(tables_root, ["manifest"])["manifest"]
-    rows = m.filter(pc.and_(pc.equal(m["arch_id"], arch_id), pc.equal(m["kind"], kind))).to_pylist()
-    if not rows:
+    out: dict[tuple[int, str], tuple[str, str]] = {}
+    for aid, kind, key, sha in zip(*(m.column(c).to_pylist() for c in ("arch_id", "kind", "key", "sha256")),
+                                   strict=True):
+        out.setdefault((aid, kind), (key, sha))
+    return out
+
+
+def _ensure_checkpoint(store, objects: Callable[[], dict], arch_id: int, kind: str, run: Path) -> None:
+    """Fetch a checkpoint from the object store into the run folder when it is not there (another machine);
+    `objects()` is the manifest lookup (`_checkpoint_objects`)."""
+    dest = run / "checkpoints" / f"{kind}.pt"
+    if dest.exists():
+        return
+    found = objects().get((arch_id, kind))
+    if found is None:
         raise SweepError(f"no `{kind}` checkpoint of arch id {arch_id} in the manifest")
-    store.get_file(rows[0]["key"], dest, rows[0]["sha256"])
+    store.get_file(found[0], dest, found[1])
 
 
 @task(name="re-evaluate", cache_policy=NO_CACHE)
@@ -180,12 +190,13 @@ def run_reevaluate(groups: dict[tuple[int, str], list[str]], preset: str, seed: 
     for (arch_id, checkpoint), metrics in sorted(groups.items()):
         cells.setdefault(arch_id, []).append((checkpoint, metrics))
     jobs = [(a, str(index.arch_of(a))) for a in sorted(cells)]
+    objects = functools.cache(functools.partial(_checkpoint_objects, tables_root))  # read once, when first needed
 
     def submit(actor, job: Job):
         run = paths.run_dir(preset, seed, job.arch)
         if store is not None:
             for checkpoint, _ in cells[job.arch_id]:
-                _ensure_checkpoint(store, tables_root, job.arch_id, checkpoint, run)
+                _ensure_checkpoint(store, objects, job.arch_id, checkpoint, run)
         return actor.evaluate.remote(str(run), cells[job.arch_id])
 
     def on_done(job: Job, result: dict) -> None:

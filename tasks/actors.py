@@ -12,15 +12,14 @@ import ray
 class ArchWorker:
     """One per GPU (or GPU fraction, or group of CPUs). Keeps the data splits on its device between jobs."""
 
-    def __init__(self, preset: str, params_path: str | None, mode: str, env: dict[str, str], num_threads: int):
-        os.environ.update(env)
-        import torch
-
+    def __init__(self, preset: str, mode: str, env: dict[str, str], num_threads: int):
+        os.environ.update(env)  # first: `env` names the params file (NARES_PARAMS) that load_preset reads
         from nares.config import load_preset
         from nares.sweep.work import ArchRunner
+        from nares.train.runtime import set_threads
 
-        torch.set_num_threads(max(1, num_threads))
-        self.runner = ArchRunner(load_preset(preset, params_path), mode)
+        set_threads(max(1, num_threads))
+        self.runner = ArchRunner(load_preset(preset), mode)
 
     def info(self) -> dict:
         return {"pid": os.getpid(), "device": self.runner.device, "node": ray.get_runtime_context().get_node_id()}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
+from nares.config import params_path
 from nares.sweep.queue import Job, WorkQueue
 from nares.sweep.selection import SweepError
 from tasks.actors import ArchWorker
@@ -58,15 +59,17 @@ def plan_pool(sweep_cfg: dict, n_jobs: int, resources: dict | None = None) -> Po
 
 
 def forwarded_env() -> dict[str, str]:
-    """The factory's settings the actors need (state folder, data, params file, store credentials)."""
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
+    """The factory's settings the actors need (state folder, data, store credentials), and the params file
+    this process reads (NARES_PARAMS, set even when it is the default)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
+    return {**env, "NARES_PARAMS": str(params_path())}
 
 
-def start_actors(plan: PoolPlan, preset: str, params_path: str | None, mode: str) -> list:
+def start_actors(plan: PoolPlan, preset: str, mode: str) -> list:
     env = forwarded_env()
     return [
         ArchWorker.options(**plan.options, max_restarts=ACTOR_RESTARTS, max_task_retries=0)
-        .remote(preset, params_path, mode, env, plan.threads)
+        .remote(preset, mode, env, plan.threads)
         for _ in range(plan.n_actors)
     ]
 
@@ -104,6 +107,17 @@ class Dispatcher:
     probes: dict = field(default_factory=dict)           # actor index -> pending health-probe ref (or None)
     dead: set = field(default_factory=set)
 
+    def _failed(self, job: Job, error: str) -> None:
+        """Count a failed attempt of `job`: it is retried, or reported failed once out of retries."""
+        retried = self.queue.fail(job, error)
+        self.on_event("retry" if retried else "failed", job, error=error)
+
+    def _settled(self, ref) -> Job:
+        """Take the job of a finished `ref` off its actor's books."""
+        i, job = self.inflight.pop(ref)
+        self.order[i].remove(job)
+        return job
+
     def _fill(self) -> None:
         """Hand out jobs one at a time to the live actor with the fewest in flight (largest jobs spread first)."""
         live = [i for i in range(len(self.actors)) if i not in self.probes and i not in self.dead]
@@ -127,8 +141,7 @@ class Dispatcher:
             del self.inflight[ref]
         for n, job in enumerate(jobs):
             if n == 0 and "restarting" not in error:
-                retried = self.queue.fail(job, f"worker lost: {error}")
-                self.on_event("retry" if retried else "failed", job, error=f"worker lost: {error}")
+                self._failed(job, f"worker lost: {error}")
             else:
                 self.queue.interrupt(job)
                 self.on_event("interrupted", job)
@@ -172,25 +185,19 @@ class Dispatcher:
                     continue
                 if ref not in self.inflight:          # settled with its lost actor
                     continue
-                i, job = self.inflight[ref]
                 try:
                     result = ray.get(ref)
                 except RayActorError as e:
-                    self._actor_lost(i, e)
+                    self._actor_lost(self.inflight[ref][0], e)
                     continue
                 except RayTaskError as e:
-                    del self.inflight[ref]
-                    self.order[i].remove(job)
-                    retried = self.queue.fail(job, _short(e))
-                    self.on_event("retry" if retried else "failed", job, error=_short(e))
+                    self._failed(self._settled(ref), _short(e))
                     continue
-                del self.inflight[ref]
-                self.order[i].remove(job)
+                job = self._settled(ref)
                 try:
                     self.on_done(job, result)
                 except Exception as e:  # any failure to ingest is a failed attempt, retried then reported
-                    retried = self.queue.fail(job, _short(e))
-                    self.on_event("retry" if retried else "failed", job, error=_short(e))
+                    self._failed(job, _short(e))
                     continue
                 self.queue.finish(job, result.get("train_seconds", 0.0) + result.get("eval_seconds", 0.0))
             now = time.monotonic()

@@ -6,14 +6,16 @@ import hashlib
 import json
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from nares.constants import CHECKPOINT_KINDS
 from nares.records import write_jsonl
-from nares.store.ingest import IngestError, ingest_run, is_complete
+from nares.space import ArchIndex
+from nares.store.ingest import IngestError, complete_ids, ingest_run, is_complete
 from nares.store.objects import ObjectStore
-from nares.store.tables import read_tables
-from nares.synthetic import synthetic_records
+from nares.store.tables import SHARD_ARCHS, read_tables, records_to_tables, write_tables
+from nares.synthetic import synthetic_manifest, synthetic_records
 from tests.s3_fixtures import s3_server_fixture, s3_store_fixture  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.services
@@ -115,3 +117,17 @@ def test_ingest_refuses_inconsistent_runs(s3_store: ObjectStore, tmp_path: Path)
     (run / "record.jsonl").unlink()
     with pytest.raises(IngestError, match="must hold exactly one record"):
         ingest_run(s3_store, tmp_path / "tables", run)
+
+
+def test_complete_ids_agrees_with_is_complete(tmp_path: Path):
+    """One read of the tables finds exactly the architectures `is_complete` accepts, over several shards."""
+    root = tmp_path / "tables"
+    assert complete_ids(root) == set()
+    index = ArchIndex.default()
+    ids = [3, SHARD_ARCHS + 5, 4 * SHARD_ARCHS + 1, 9000]  # complete, complete, 3 of 4 checkpoints, no manifest
+    tables = records_to_tables(synthetic_records(archs=[index.arch_of(i) for i in ids], epochs=3, corruptions=False))
+    manifest = synthetic_manifest([*ids[:3], 12000])  # 12000: manifest rows but no record
+    drop = pc.and_(pc.equal(manifest["arch_id"], ids[2]), pc.equal(manifest["kind"], CHECKPOINT_KINDS[0]))
+    tables["manifest"] = manifest.filter(pc.invert(drop))
+    write_tables(tables, root)
+    assert complete_ids(root) == {i for i in [*ids, 12000] if is_complete(root, i)} == set(ids[:2])
