@@ -94,19 +94,53 @@ def infer_preset(tables) -> str:
     )
 
 
+def release_preset(tables, preset: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(name, resolved config) of preset `preset`, by default the one the tables were made with."""
+    preset = preset or infer_preset(tables)
+    return preset, load_preset(preset)
+
+
+def validate_release(
+    tables,
+    cfg: dict[str, Any],
+    *,
+    store=None,
+    expected_archs: Iterable[int] | None = None,
+    verify_checkpoints: str = "full",
+    tolerance: float | None = None,
+    report_dir: str | Path | None = None,
+):
+    """The release checks over `tables` with preset `cfg`'s epochs and width and `tolerance` (default:
+    `nares.validation.DEFAULT_TOLERANCE`); returns the `ValidationResult`."""
+    from nares.validation import DEFAULT_TOLERANCE, validate_tables
+
+    return validate_tables(
+        tables,
+        store=store,
+        epochs=cfg["train"]["epochs"],
+        width_base=cfg["model"]["width_base"],
+        expected_archs=expected_archs,
+        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        verify_checkpoints=verify_checkpoints,
+        report_dir=report_dir,
+    )
+
+
 def _sums(folder: Path) -> dict[str, str]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (SUMS_FILE, RELEASE_FILE))
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
 
 
 def _cost(tables) -> dict[str, Any]:
+    from nares.store.ingest import TRAIN_METRIC
+
     runs, ledger = tables["runs"], tables["ledger"]
     train_days = sum(v for v in runs.column("training_time_gpu_days").to_pylist() if v is not None)
     by_metric: dict[str, float] = {}
     for m, s in zip(
         ledger.column("metric").to_pylist(), ledger.column("gpu_seconds").to_pylist(), strict=True
     ):
-        if m != "train" and s is not None:
+        if m != TRAIN_METRIC and s is not None:
             by_metric[m] = by_metric.get(m, 0.0) + s
     devices = sorted(
         {d for d in ledger.column("device").to_pylist() if d} | set(runs.column("gpu_type").to_pylist())
@@ -252,7 +286,6 @@ def publish(
     """
     from nares.store.objects import ObjectStore
     from nares.store.tables import TABLES, iter_records, read_tables, tables_lock
-    from nares.validation import DEFAULT_TOLERANCE, validate_tables
 
     check_version(version)
     store = store or ObjectStore.from_settings()
@@ -286,16 +319,14 @@ def publish(
                     )
         tables = read_tables(staging / "tables")
         lap("snapshot")
-        preset = preset or infer_preset(tables)
-        cfg = load_preset(preset)
-        result = validate_tables(
+        preset, cfg = release_preset(tables, preset)
+        result = validate_release(
             tables,
+            cfg,
             store=store,
-            epochs=cfg["train"]["epochs"],
-            width_base=cfg["model"]["width_base"],
             expected_archs=expected_archs,
-            tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
             verify_checkpoints=verify_checkpoints,
+            tolerance=tolerance,
             report_dir=staging / "validation",
         )
         lap("validate")
@@ -339,11 +370,14 @@ def publish(
             "store": store.settings.url("releases", version),
         }
         (staging / RELEASE_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        digests = {**sums, SUMS_FILE: info["sha256sums_sha256"]}  # hashed above: not hashed again
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(
                 pool.map(
-                    lambda rel: store.put_file(staging / rel, key=_store_key(store, version, rel)),
-                    [*sums, SUMS_FILE],
+                    lambda rel: store.put_file(
+                        staging / rel, key=_store_key(store, version, rel), sha256=digests[rel]
+                    ),
+                    digests,
                 )
             )
         store.put_file(
@@ -365,14 +399,21 @@ def publish(
     return info
 
 
-def _verify_folder(folder: Path) -> None:
+def _verify_folder(folder: Path, known: dict[Path, str] | None = None) -> None:
+    """Check SHA256SUMS against RELEASE.json and every file against SHA256SUMS; `known` gives the sha256 of
+    files just downloaded (by resolved path), which are then not hashed again."""
+    known = known or {}
+
+    def sha(path: Path) -> str:
+        return known.get(path.resolve()) or sha256_file(path)
+
     info = json.loads((folder / RELEASE_FILE).read_text())
-    if sha256_file(folder / SUMS_FILE) != info["sha256sums_sha256"]:
+    if sha(folder / SUMS_FILE) != info["sha256sums_sha256"]:
         raise ReleaseError(f"{folder / SUMS_FILE} does not match the checksum in {RELEASE_FILE}")
     for line in (folder / SUMS_FILE).read_text().splitlines():
         digest, rel = line.split("  ", 1)
         path = folder / rel
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file() or sha(path) != digest:
             raise ReleaseError(f"release file {path} is missing or does not match {SUMS_FILE}")
 
 
@@ -395,9 +436,11 @@ def fetch_release(version: str, dest: str | Path | None = None, *, store=None) -
         raise ReleaseError(f"release {version} is not in the object store ({store.settings.url('releases')})")
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=folder.parent if folder.parent.exists() else None))
     try:
+        known: dict[Path, str] = {}
         for key in keys:
-            store.get_file(key, tmp / key[len(prefix) :])
-        _verify_folder(tmp)
+            path = tmp / key[len(prefix) :]
+            known[path.resolve()] = store.download(key, path)  # checked against the recorded sha256
+        _verify_folder(tmp, known)
         folder.parent.mkdir(parents=True, exist_ok=True)
         if folder.exists():
             shutil.rmtree(folder)

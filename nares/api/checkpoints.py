@@ -1,6 +1,7 @@
 """Fetch a checkpoint named by the manifest (key, sha256) and build the verified torch module.
 
-A fetcher is any callable `fetch(key, dest)` that writes object `key` to the local file `dest`:
+A fetcher is any callable `fetch(key, dest)` that writes object `key` to the local file `dest` and returns
+the sha256 of what it wrote when it computed one (else None):
 `store_fetcher()` reads the project's object store, `local_fetcher(folder)` reads `<folder>/<key>`,
 `s3_fetcher(bucket, ...)` downloads from any S3-compatible bucket. The file's sha256 must match the manifest before it is loaded, and it
 is loaded with `torch.load(weights_only=True)` (no code execution).
@@ -16,7 +17,7 @@ from pathlib import Path
 from nares.errors import NaresError
 from nares.io import sha256_file
 
-Fetcher = Callable[[str, Path], None]
+Fetcher = Callable[[str, Path], str | None]
 
 
 class CheckpointError(NaresError):
@@ -55,13 +56,14 @@ def s3_fetcher(bucket: str, *, prefix: str = "", endpoint_url: str | None = None
 
 
 def store_fetcher(store=None) -> Fetcher:
-    """Objects of the project's object store (`nares.store.objects.ObjectStore`, default settings)."""
+    """Objects of the project's object store (`nares.store.objects.ObjectStore`, default settings); the store
+    checks each download against its recorded sha256 and returns the digest."""
 
-    def fetch(key: str, dest: Path) -> None:
+    def fetch(key: str, dest: Path) -> str:
         from nares.store.objects import ObjectStore, StoreError
 
         try:
-            (store or ObjectStore.from_settings()).get_file(key, dest)
+            return (store or ObjectStore.from_settings()).download(key, dest)
         except StoreError as e:
             raise CheckpointError(f"cannot fetch checkpoint object {key!r}: {e}") from None
 
@@ -76,8 +78,7 @@ def fetch_verified(fetch: Fetcher, key: str, sha256: str, cache_dir: Path) -> Pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
-        fetch(key, tmp)
-        got = sha256_file(tmp)
+        got = fetch(key, tmp) or sha256_file(tmp)
         if got != sha256:
             raise CheckpointError(f"checkpoint {key!r} has sha256 {got[:12]}…, the manifest says {sha256[:12]}…")
         os.replace(tmp, dest)

@@ -104,21 +104,18 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from nares.config import load_preset
-    from nares.release import infer_preset
+    from nares.release import release_preset, validate_release
     from nares.store.tables import read_tables
-    from nares.validation import DEFAULT_TOLERANCE, validate_tables
 
     tables = read_tables(args.tables)
-    cfg = load_preset(args.preset or infer_preset(tables))
-    r = validate_tables(
+    _, cfg = release_preset(tables, args.preset)
+    r = validate_release(
         tables,
+        cfg,
         store=_store(args),
-        epochs=cfg["train"]["epochs"],
-        width_base=cfg["model"]["width_base"],
         expected_archs=_expected(args.expected),
         verify_checkpoints=args.verify_checkpoints,
-        tolerance=DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance,
+        tolerance=args.tolerance,
         report_dir=args.report,
     )
     print(

@@ -271,6 +271,11 @@ class ObjectStore:
 
     def get_file(self, key: str, dest: str | Path, sha256: str | None = None) -> Path:
         """Download `key` to `dest`, check its sha256 (given, else the recorded one), rename into place."""
+        self.download(key, dest, sha256)
+        return Path(dest)
+
+    def download(self, key: str, dest: str | Path, sha256: str | None = None) -> str:
+        """`get_file`, returning the sha256 of the file written (so that a caller need not hash it again)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         expected = sha256
@@ -291,15 +296,11 @@ class ObjectStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        return dest
+        return got
 
     def get_bytes(self, key: str) -> bytes:
         with self._errors(f"reading {key}"):
             return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-
-    def delete(self, key: str) -> None:
-        with self._errors(f"deleting {key}"):
-            self._client.delete_object(Bucket=self.bucket, Key=key)
 
     def clean_staging(self, older_than_s: float = 3600.0) -> int:
         """Delete staging objects left by interrupted uploads (older than `older_than_s`); returns how many."""
