@@ -34,11 +34,11 @@ def train_entry(done: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_run_record(out_dir: Path, arch: Arch, done: dict[str, Any], values: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Build, validate and atomically write DIR/record.jsonl (one line) from the cells' values; return the record."""
-    from nares.records import build_record, validate_record, write_jsonl
+    """Build (`build_record` validates) and atomically write DIR/record.jsonl (one line) from the cells' values;
+    return the record."""
+    from nares.records import build_record, write_jsonl
 
     rec = build_record(arch_id=arch_id(arch), arch=arch, params=values["complexity"]["params"],
                        macs=values["complexity"]["macs"], train=train_entry(done), test=test_entry(values))
-    validate_record(rec)
     write_jsonl(Path(out_dir) / RECORD_FILE, [rec])
     return rec

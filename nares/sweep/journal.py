@@ -10,8 +10,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+
+def _cost(events: Iterable[dict]) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for e in events:
+        if e.get("event") == "done":
+            c = out.setdefault(e["arch_id"], {"train": 0.0, "eval": 0.0})
+            c["train"] += float(e.get("train_seconds", 0.0))
+            c["eval"] += float(e.get("eval_seconds", 0.0))
+    return out
 
 
 class Journal:
@@ -42,24 +52,19 @@ class Journal:
 
     def cost(self) -> dict[int, dict[str, float]]:
         """Device seconds per architecture and phase (`train`, `eval`), summed over its `done` events."""
-        out: dict[int, dict[str, float]] = {}
-        for e in self.events():
-            if e.get("event") == "done":
-                c = out.setdefault(e["arch_id"], {"train": 0.0, "eval": 0.0})
-                c["train"] += float(e.get("train_seconds", 0.0))
-                c["eval"] += float(e.get("eval_seconds", 0.0))
-        return out
+        return _cost(self.events())
 
     def summary(self) -> dict:
         """Last status per architecture, counted: done / failed / running (started, not finished)."""
+        events = list(self.events())  # the journal is read once
         last: dict[int, str] = {}
-        for e in self.events():
+        for e in events:
             if "arch_id" in e:
                 last[e["arch_id"]] = e["event"]
         counts = {"done": 0, "failed": 0, "running": 0, "retrying": 0}
         for ev in last.values():
             key = {"done": "done", "failed": "failed", "start": "running"}.get(ev, "retrying")
             counts[key] += 1
-        seconds = self.cost()
+        seconds = _cost(events)
         counts["device_hours"] = round(sum(c["train"] + c["eval"] for c in seconds.values()) / 3600, 6)
         return counts
