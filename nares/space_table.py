@@ -10,18 +10,13 @@ import pyarrow.parquet as pq
 
 from nares.errors import NaresError
 from nares.io import atomic_write
-from nares.space import ArchIndex
+from nares.space import COORD_COLUMNS, ArchIndex
 
 SPACE_SCHEMA = pa.schema(
     [
         ("arch_id", pa.int32()),
         ("arch", pa.string()),
-        ("d1", pa.int8()),
-        ("w1", pa.int8()),
-        ("d2", pa.int8()),
-        ("w2", pa.int8()),
-        ("d3", pa.int8()),
-        ("w3", pa.int8()),
+        *((c, pa.int8()) for c in COORD_COLUMNS),
         ("params", pa.int64()),
         ("macs", pa.int64()),
     ]
@@ -38,7 +33,7 @@ def space_table(index: ArchIndex | None = None, width_base: int = 16) -> pa.Tabl
     for aid, a in rows:
         cols["arch_id"].append(aid)
         cols["arch"].append(str(a))
-        for name, v in zip(("d1", "w1", "d2", "w2", "d3", "w3"), a.to_tuple(), strict=True):
+        for name, v in zip(COORD_COLUMNS, a.to_tuple(), strict=True):
             cols[name].append(v)
         cols["params"].append(complexity.params(a, width_base))
         cols["macs"].append(complexity.macs(a, width_base))

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from nares.api.metrics import Metric
 from nares.errors import DataError
+from nares.space_table import SPACE_SCHEMA
 
 # history column → summary column (read at the best epoch)
 HISTORY_AT_BEST = {
@@ -27,7 +28,7 @@ TEST_COLUMNS = {
     "pgd_lip": Metric.TEST_PGD_LIP, "cw_acc": Metric.TEST_CW_ACC, "cw_stable": Metric.TEST_CW_STABLE,
     "cw_lip": Metric.TEST_CW_LIP, "aa_acc": Metric.TEST_AA_ACC, "corrupt_acc": Metric.TEST_CORRUPT_ACC,
 }
-ARCH_COLUMNS = ("arch_id", "arch", "d1", "w1", "d2", "w2", "d3", "w3", "params", "macs")
+ARCH_COLUMNS = tuple(SPACE_SCHEMA.names)  # every column of the `architectures` table
 
 
 def table_files(root: Path, name: str) -> list[Path]:

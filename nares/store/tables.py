@@ -33,7 +33,7 @@ from nares.records import (
     pct_from_fraction,
     validate_record,
 )
-from nares.space import JSONL_KEYS, Arch
+from nares.space import COORD_COLUMNS, JSONL_KEYS, Arch
 from nares.space_table import SPACE_SCHEMA
 
 SHARD_ARCHS = 1024
@@ -155,7 +155,7 @@ def records_to_tables(records: Iterable[Mapping]) -> dict[str, pa.Table]:
         arch = Arch.parse(rec["arch"])
         a["arch_id"].append(aid)
         a["arch"].append(str(arch))
-        for col, key in zip(("d1", "w1", "d2", "w2", "d3", "w3"), JSONL_KEYS, strict=True):
+        for col, key in zip(COORD_COLUMNS, JSONL_KEYS, strict=True):
             a[col].append(rec["arch"][key])
         a["params"].append(count_from_published(rec["Params"], f"record {aid}: Params"))
         a["macs"].append(count_from_published(rec["MACs"], f"record {aid}: MACs"))
@@ -290,7 +290,7 @@ def tables_to_records(tables: Mapping[str, pa.Table]) -> list[dict]:
             {
                 "arch_id": aid,
                 "arch": dict(
-                    zip(JSONL_KEYS, (a_cols[k][i] for k in ("d1", "w1", "d2", "w2", "d3", "w3")), strict=True)
+                    zip(JSONL_KEYS, (a_cols[k][i] for k in COORD_COLUMNS), strict=True)
                 ),
                 "MACs": millions(a_cols["macs"][i]),
                 "Params": millions(a_cols["params"][i]),
