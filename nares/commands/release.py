@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--tables", type=Path, required=True, help="tables folder (e.g. $NARES_HOME/tables/tiny-seed0)"
+        "--tables", type=Path, required=True, help="tables folder (e.g. tables/tiny-seed0, the sweep's default)"
     )
     p.add_argument("--preset", help="preset of params.yaml the tables were made with (default: inferred)")
     p.add_argument(
