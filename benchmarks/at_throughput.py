@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from nares.attacks.common import autocast
-from nares.complexity import macs
 from nares.config import load_preset
-from nares.models import build_model
+from nares.spaces.wrn import build_model, macs
 from nares.train.optim import make_optimizer
 from nares.train.runtime import device_name, resolve_device
 

@@ -39,13 +39,13 @@ def main() -> int:
         gen_s = time.perf_counter() - t0
         env = {**os.environ, "NARES_CACHE_DIR": str(Path(tmp) / "cache")}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "nares.cli", "top", "--metric", "VAL_PGD_ACC", "-k", "1", "--data", str(data)],
+        subprocess.run([sys.executable, "-m", "factory.cli", "top", "--metric", "VAL_PGD_ACC", "-k", "1", "--data", str(data)],
                        check=True, env=env, stdout=subprocess.DEVNULL)
         first_open_s = time.perf_counter() - t0
         rows, walls = [], {}
         for algo in ALGORITHMS:
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "nares.cli", "nas", "run", "--algo", algo, "--runs", str(args.runs),
+            out = subprocess.run([sys.executable, "-m", "factory.cli", "nas", "run", "--algo", algo, "--runs", str(args.runs),
                                   "--budget", str(args.budget), "--workers", str(args.workers), "--data", str(data), "--json"],
                                  check=True, env=env, capture_output=True, text=True).stdout
             walls[algo] = round(time.perf_counter() - t0, 1)

@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from factory.local_s3 import running
 from nares.config import load_preset
 from nares.release import publish
-from nares.store.local_server import running
 from nares.store.objects import ObjectStore
 from nares.store.tables import records_to_tables, write_tables
 from nares.synthetic import synthetic_manifest, synthetic_records

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nares.store.local_server import running
+from factory.local_s3 import running
 from nares.store.objects import ObjectStore
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -57,7 +57,7 @@ def main() -> int:
         result = nares(action="sweep", preset="tiny", archs=args.archs, mode="dry-run")["seed0"]
         flow_wall = time.perf_counter() - t0
     events = list(Journal(journal_path("tiny", 0)).events())
-    from nares.sweep.paths import ray_temp_dir
+    from tasks.cluster import ray_temp_dir
 
     shutil.rmtree(ray_temp_dir(), ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)

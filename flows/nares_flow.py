@@ -1,13 +1,16 @@
 """The `nares` flow. Its deployments (prefect.yaml) each fix `action`:
 
 - `nares/full-sweep`  (action=sweep): train + evaluate + ingest every selected architecture not yet complete;
-- `nares/re-evaluate` (action=re-evaluate, cron): compute only the ledger's missing or stale metric cells;
+- `nares/re-evaluate` (action=re-evaluate, cron): compute only the ledger's missing or stale metric cells, of
+  every preset and seed this `$NARES_HOME` has runs of (`preset="all"`, the deployment's default) or of one preset;
 - `nares/publish`     (action=publish): validate the tables and publish a release.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +28,10 @@ from nares.sweep.queue import Job, WorkQueue, progress_markdown
 from nares.sweep.selection import SweepError, order_jobs, select_archs
 
 Action = Literal["sweep", "re-evaluate", "publish"]
+
+
+class SweepStopped(SweepError):
+    """The flow run got SIGTERM: its actors stopped after their current epoch (committed); a new run continues."""
 
 
 def _store():
@@ -55,10 +62,24 @@ def plan(preset: str, archs: str, seed: int, mode: str, tables_root: str) -> tup
     return [(i, str(a)) for i, a in ordered], len(selected) - len(todo)
 
 
+def _on_sigterm(stopping: threading.Event, actors: list) -> Callable:
+    """A SIGTERM handler: ask every actor to stop after its current epoch (from a thread: no Ray call in a handler)."""
+
+    def handler(signum, frame) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=lambda: [a.stop.remote() for a in actors], daemon=True).start()
+
+    return handler
+
+
 def _drive(kind: str, jobs: list[tuple[int, str]], preset: str, seed: int, mode: str, submit, on_done) -> WorkQueue:
-    """Run `jobs` on a Ray actor pool with progress artifacts and journal events; returns the settled queue."""
+    """Run `jobs` on a Ray actor pool with progress artifacts and journal events; returns the settled queue.
+
+    Journal events name the Ray node of each attempt (`node`). SIGTERM stops the actors after their current
+    epoch (committed) and ends the run with `SweepStopped` once the jobs in flight have stopped."""
     from tasks.cluster import connect, shutdown
-    from tasks.pool import Dispatcher, plan_pool, start_actors, stop_actors
+    from tasks.pool import Dispatcher, plan_for, start_actors, stop_actors
 
     logger = get_run_logger()
     cfg = load_preset(preset)
@@ -73,14 +94,30 @@ def _drive(kind: str, jobs: list[tuple[int, str]], preset: str, seed: int, mode:
         return queue
     started = connect()
     actors: list = []
+    stopping = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # after connect: Ray's handler would just exit
+        previous = signal.signal(signal.SIGTERM, _on_sigterm(stopping, actors))
+    dispatcher = None
     try:
-        pool = plan_pool(sweep, len(jobs))
+        pool = plan_for(cfg, jobs)
         logger.info("%s: %d architecture(s) on %s", kind, len(jobs), pool.describe())
         actors.extend(start_actors(pool, preset, mode))
+        import ray
+
+        nodes = {i: info["node"] for i, info in enumerate(ray.get([a.info.remote() for a in actors]))}
+        running_on: dict[int, str] = {}
 
         def on_event(event: str, job: Job, **fields) -> None:
             name = {"submit": "start"}.get(event, event)
-            journal.record(name, arch_id=job.arch_id, arch=job.arch, attempt=job.attempts, seed=seed, **fields)
+            if event == "submit":
+                running_on[job.arch_id] = nodes.get(fields["actor"], "?")
+            stopped = stopping.is_set() and "TrainingStopped" in str(fields.get("error", ""))
+            journal.record("stopped" if stopped else name, arch_id=job.arch_id, arch=job.arch, attempt=job.attempts,
+                           seed=seed, node=running_on.get(job.arch_id), **fields)
+            if stopped:
+                raise SweepStopped(f"{kind} stopped by SIGTERM after the current epoch of each running architecture "
+                                   "(committed); run it again to continue")
             if event in ("retry", "failed"):
                 logger.warning("%s %s (%d): %s", event, job.arch, job.arch_id, fields.get("error"))
 
@@ -92,17 +129,24 @@ def _drive(kind: str, jobs: list[tuple[int, str]], preset: str, seed: int, mode:
 
         def done(job: Job, result: dict) -> None:
             on_done(job, result)
-            extra = {k: result[k] for k in ("epochs_run", "resumed_from") if k in result}
+            extra = {k: result[k] for k in ("epochs_run", "resumed_from", "node") if k in result}
             journal.record("done", arch_id=job.arch_id, arch=job.arch, seed=seed, device=result.get("device"),
                            train_seconds=result.get("train_seconds", 0.0), eval_seconds=result.get("eval_seconds", 0.0),
                            **extra)
 
         queue.started_at = time.monotonic()           # ETA and elapsed time count from the first job handed out
-        Dispatcher(queue, actors, submit, done, on_event, on_progress, depth=sweep["queue_depth"],
-                   progress_every_s=sweep["progress_every_s"]).run()
+        dispatcher = Dispatcher(queue, actors, submit, done, on_event, on_progress, depth=sweep["queue_depth"],
+                                progress_every_s=sweep["progress_every_s"], fits=pool.fits, unfit=pool.unfit_reason)
+        dispatcher.run()
     finally:
+        if stopping.is_set() and dispatcher is not None and dispatcher.inflight:
+            import ray
+
+            ray.wait(list(dispatcher.inflight), num_returns=len(dispatcher.inflight), timeout=3600)  # their epochs
         stop_actors(actors)
         shutdown(started)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     create_markdown_artifact(progress_markdown(f"{kind}: preset {preset}, seed {seed}", queue.progress(), queue.failed),
                              key=f"{key}-summary", description=f"{kind} summary")
     return queue
@@ -128,8 +172,11 @@ def run_sweep(jobs: list[tuple[int, str]], skipped: int, preset: str, seed: int,
         if store is None:
             return
         from nares.store.ingest import ingest_run, is_complete
+        from nares.train.store_state import RunSync
 
-        ingest_run(store, Path(tables_root), paths.run_dir(preset, seed, job.arch), arch_id=job.arch_id)
+        run = paths.run_dir(preset, seed, job.arch)
+        RunSync.for_dir(store, run).restore(run)  # the worker's files, verified, when it ran on another node
+        ingest_run(store, Path(tables_root), run, arch_id=job.arch_id)
         if not is_complete(tables_root, job.arch_id):
             raise SweepError(f"{job.arch} was ingested but the store does not hold it complete")
 
@@ -152,7 +199,10 @@ def find_stale(preset: str, tables_root: str) -> dict[tuple[int, str], list[str]
         versions.pop("corruptions", None)     # cannot be computed here; not scheduled night after night
     t = read_tables(tables_root, ["manifest", "ledger"])
     arch_ids = set(t["manifest"].column("arch_id").to_pylist())
-    cells = stale_cells(t["ledger"], arch_ids, versions, cfg["sweep"]["reevaluate_checkpoints"])
+    from nares.train.runtime import training_hash
+
+    cells = stale_cells(t["ledger"], arch_ids, versions, cfg["sweep"]["reevaluate_checkpoints"],
+                        training_hash=training_hash(cfg))   # runs of another training preset: refused
     get_run_logger().info("re-evaluate: %d stale or missing cell(s) over %d architecture(s)", len(cells),
                           len({c.arch_id for c in cells}))
     return group_by_run(cells)
@@ -202,8 +252,11 @@ def run_reevaluate(groups: dict[tuple[int, str], list[str]], preset: str, seed: 
     def on_done(job: Job, result: dict) -> None:
         if store is not None:
             from nares.store.ingest import ingest_run
+            from nares.train.store_state import RunSync
 
-            ingest_run(store, Path(tables_root), paths.run_dir(preset, seed, job.arch), arch_id=job.arch_id)
+            run = paths.run_dir(preset, seed, job.arch)
+            RunSync.for_dir(store, run).restore(run)
+            ingest_run(store, Path(tables_root), run, arch_id=job.arch_id)
 
     return _finish("re-evaluate", _drive("re-evaluate", jobs, preset, seed, mode, submit, on_done), 0)
 
@@ -218,12 +271,31 @@ def publish_release(version: str, preset: str, tables_root: str, expected: list[
     return info
 
 
+def _reevaluate_all(seeds: list[int] | None, mode: str, tables_root: str | None) -> dict:
+    if tables_root:
+        raise SweepError(f"re-evaluate with preset={paths.ALL_PRESETS!r} uses each preset's own tables; "
+                         "tables_root needs one preset")
+    targets = [(p, s) for p, s in paths.run_sets() if seeds is None or s in seeds]
+    get_run_logger().info("re-evaluate: %s", ", ".join(f"{p} seed {s}" for p, s in targets) or
+                          f"no runs under {paths.nares_home() / 'runs'}")
+    results: dict[str, dict] = {}
+    for p, s in targets:
+        load_preset(p)                       # a runs folder of a preset the params file lacks: one clear line
+        root = str(paths.default_tables_root(p, s))
+        results[f"{p}-seed{s}"] = run_reevaluate(find_stale(p, root), p, s, mode, root)
+    return results
+
+
 @flow(name="nares", log_prints=True)
 def nares(action: Action = "sweep", preset: str = "tiny", archs: str = "all", seeds: list[int] | None = None,
           mode: Literal["train", "dry-run"] = "train", version: str | None = None,
           tables_root: str | None = None) -> dict:
     """The factory's flow. `archs` selects architectures (all | ids:A-B | list:ARCH,... | sample:N[@SEED]);
-    `seeds` runs the sweep once per training seed (default: the preset's seed); `version` names a release."""
+    `seeds` runs the sweep once per training seed (default: the preset's seed); `version` names a release.
+    `re-evaluate` with `preset="all"` covers every preset and seed with runs under `$NARES_HOME` (`seeds`, when
+    given, keeps only those), each in its default tables; its results are keyed `<preset>-seed<seed>`."""
+    if action == "re-evaluate" and preset == paths.ALL_PRESETS:
+        return _reevaluate_all(seeds, mode, tables_root)
     cfg = load_preset(preset)
     seeds = list(seeds) if seeds else [int(cfg["train"]["seed"])]
     results: dict[str, dict] = {}

@@ -1,52 +1,110 @@
 """Presets from params.yaml: `full` is the protocol, other presets override parts of it (deep merge).
 
-Library code never hard-codes a protocol number; it reads the resolved preset dict.
+Library code never hard-codes a protocol number; it reads the resolved preset dict (`load_preset`), or the
+same preset typed (`load_settings`, `nares.settings.Settings`). Both are checked against the schema of
+`nares.settings` when loaded, before any data is read: a bad value is one `ConfigError` line naming the file,
+the dotted key (`presets.tiny.train.epochs`), the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nares.errors import ConfigError
+from nares.environment import REPO_ROOT, environment
+from nares.errors import ConfigError, shown
+from nares.settings import Settings, parse_settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["BASE_PRESET", "REPO_ROOT", "load_preset", "load_settings", "params_path", "preset_hash", "preset_names"]
+
 BASE_PRESET = "full"
 
 
 def params_path() -> Path:
     """params.yaml: `$NARES_PARAMS`, else the repository's own."""
-    return Path(os.environ.get("NARES_PARAMS", REPO_ROOT / "params.yaml"))
+    env = environment()
+    if env.params_set and env.params.is_dir():
+        raise ConfigError(f"environment variable NARES_PARAMS names a directory ({env.params}); expected a params file")
+    return env.params
+
+
+def _read_presets(path: Path) -> dict[str, Any]:
+    """The `presets` mapping of a params file, with `full` in it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"params file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"params file {path} is a directory; expected a YAML file") from None
+    except OSError as e:
+        raise ConfigError(f"params file {path} cannot be read ({type(e).__name__})") from None
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"params file {path} is not UTF-8 text (byte {e.start}); expected a YAML file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"params file {path} is not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    presets = doc.get("presets") if isinstance(doc, dict) else None
+    if not isinstance(presets, dict):
+        got = f"presets is {shown(presets)}" if isinstance(doc, dict) and "presets" in doc else "it has no `presets` key"
+        raise ConfigError(f"{path}: {got}; expected a mapping of preset names to presets")
+    if BASE_PRESET not in presets:
+        raise ConfigError(f"{path}: presets.{BASE_PRESET} is missing; every preset inherits from it")
+    return presets
 
 
 def _merge(base: dict, over: dict, where: str) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
+        if k == "space" and isinstance(v, dict) and "name" in v and where.count(".") == 1:
+            out[k] = copy.deepcopy(v)  # a preset that names its search space gives that space's whole section
+            continue
         if k not in out:
             raise ConfigError(f"{where}.{k} is not a key of the `{BASE_PRESET}` preset")
         out[k] = _merge(out[k], v, f"{where}.{k}") if isinstance(v, dict) and isinstance(out[k], dict) else copy.deepcopy(v)
     return out
 
 
-def load_preset(name: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The resolved preset `name` (a plain nested dict, with `name` added)."""
+def _load(name: str, path: str | Path | None) -> tuple[dict[str, Any], Settings]:
     path = Path(path) if path else params_path()
-    try:
-        presets = yaml.safe_load(path.read_text())["presets"]
-    except FileNotFoundError:
-        raise ConfigError(f"params file {path} does not exist") from None
-    except (yaml.YAMLError, KeyError, TypeError) as e:
-        raise ConfigError(f"{path} is not a params file with a `presets` mapping ({type(e).__name__})") from None
+    presets = _read_presets(path)
     if name not in presets:
-        raise ConfigError(f"preset {name!r} is not in {path} (have: {', '.join(presets)})")
-    cfg = presets[BASE_PRESET] if name == BASE_PRESET else _merge(presets[BASE_PRESET], presets[name] or {}, name)
-    return {**cfg, "name": name}
+        raise ConfigError(f"preset {name!r} is not in {path} (have: {', '.join(map(str, presets))})")
+    try:
+        cfg = presets[BASE_PRESET]
+        settings = parse_settings(cfg, f"presets.{BASE_PRESET}")  # an inherited bad value is named where it is
+        if name != BASE_PRESET:
+            over = presets[name]
+            if over is not None and not isinstance(over, dict):
+                raise ConfigError(f"presets.{name} is {shown(over)}; expected a mapping of the keys it changes")
+            cfg = _merge(cfg, over or {}, f"presets.{name}")
+            settings = parse_settings(cfg, f"presets.{name}")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return {**cfg, "name": name}, dataclasses.replace(settings, name=name)
+
+
+def load_preset(name: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The resolved preset `name` (a plain nested dict with the file's values, `name` added), validated."""
+    return _load(name, path)[0]
+
+
+def load_settings(name: str, path: str | Path | None = None) -> Settings:
+    """The resolved preset `name` as the typed, frozen `nares.settings.Settings` (same checks as `load_preset`)."""
+    return _load(name, path)[1]
+
+
+def preset_names(path: str | Path | None = None) -> list[str]:
+    """The names of the presets in the params file (`full` first as written)."""
+    return [str(n) for n in _read_presets(Path(path) if path else params_path())]
 
 
 def preset_hash(cfg: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ PERCENTAGE (0–100), losses and Lipschitz values are raw, `Params`/`MACs` are i
 `timestamp` is `YYYY-MM-DD`, `training_time` is in GPU-days and `best_epoch` is a 0-based index.
 The project's own tables hold accuracies as FRACTIONS in [0, 1]; `pct_from_fraction` and
 `fraction_from_pct` convert between the two so that jsonl → fractions → jsonl is exact (see
-`pct_from_fraction`). Imports only the standard library, numpy and `nares.space`/`nares.io`.
+`pct_from_fraction`). Imports only the standard library, numpy and `nares.spaces.wrn`/`nares.io`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import orjson
 
 from nares.errors import NaresError
 from nares.io import atomic_write
-from nares.space import JSONL_KEYS, Arch
+from nares.spaces.wrn import JSONL_KEYS, Arch
 
 RECORD_KEYS = ("arch_id", "arch", "MACs", "Params", "train", "test_best")
 TRAIN_SCALARS = ("seed", "gpu_type", "timestamp", "training_time", "best_epoch")

@@ -3,9 +3,11 @@
 A release `V` is a folder (`releases/V/` in the repository, `<prefix>/releases/V/` in the object store):
 
     tables/<table>/part-NNN.parquet   the seven tables (`nares.store.tables` layout; fractions, exact counts)
+    tables/results/part-NNN.parquet    the long-format results (`nares.results`: every value, published units)
     cifar10.jsonl            the published layout (PROTOCOL §4: percent, Params/MACs in millions)
     DATASET_CARD.md          metric definitions, units, cost, provenance
-    validation/              the Great Expectations report (Data Docs HTML) and summary.json
+    validation/              the validation report: index.html (self-contained, offline), results/*.json
+                             (Great Expectations' results) and summary.json
     SHA256SUMS               sha256 of every file above
     RELEASE.json             version, validation result, counts, checksum of SHA256SUMS (uploaded last)
 
@@ -33,6 +35,7 @@ from nares.config import REPO_ROOT, load_preset, params_path
 from nares.errors import NaresError
 from nares.io import sha256_file
 from nares.records import write_jsonl
+from nares.spaces import space_for
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RELEASE_FILE = "RELEASE.json"
@@ -57,7 +60,9 @@ class ReleaseRefused(ReleaseError):
 
 def releases_root() -> Path:
     """Local release folders: `$NARES_RELEASES`, else `<repo>/releases` (DVC-tracked)."""
-    return Path(os.environ.get("NARES_RELEASES", REPO_ROOT / "releases")).resolve()
+    from nares.environment import environment
+
+    return environment().releases
 
 
 def check_version(version: str) -> str:
@@ -76,8 +81,6 @@ def infer_preset(tables) -> str:
     """The preset of params.yaml whose width_base and epochs fit the tables."""
     import yaml
 
-    from nares import complexity
-
     arch = tables["architectures"]
     if arch.num_rows == 0:
         raise ReleaseError("the tables hold no architecture: nothing to release")
@@ -87,7 +90,12 @@ def infer_preset(tables) -> str:
     n_epochs = sum(1 for i in hist.column("arch_id").to_pylist() if i == first)
     for name in yaml.safe_load(params_path().read_text())["presets"]:
         cfg = load_preset(name)
-        if complexity.params(a, cfg["model"]["width_base"]) == params and cfg["train"]["epochs"] == n_epochs:
+        space = space_for(cfg)
+        try:
+            fits = space.complexity(space.parse(a), cfg["model"]["width_base"])[0] == params
+        except ValueError:  # an architecture of another preset's space
+            fits = False
+        if fits and cfg["train"]["epochs"] == n_epochs:
             return name
     raise ReleaseError(
         f"no preset of {params_path()} has the width_base and epochs ({n_epochs}) of these tables; name one"
@@ -100,6 +108,23 @@ def release_preset(tables, preset: str | None = None) -> tuple[str, dict[str, An
     return preset, load_preset(preset)
 
 
+def load_id_map(path: str | Path | tuple | None, space=None) -> tuple[Any, str]:
+    """(SpaceIndex, description) of the id map a release of `space` (default WRN) follows: the default, or that
+    of `path` (an existing release's jsonl, whose ids are kept); a pair already loaded is returned as it is."""
+    from nares.errors import shown
+    from nares.spaces import get_space
+    from nares.validation import DEFAULT_ID_MAP
+
+    if isinstance(path, tuple):
+        return path
+    space = space or get_space("wrn")
+    if path is None:
+        return space.index(), DEFAULT_ID_MAP
+    if not Path(path).is_file():
+        raise ReleaseError(f"id map {shown(str(path), 200)} is not a file (expected a release's cifar10.jsonl)")
+    return space.index(path), f"imported from {Path(path).name} (sha256 {sha256_file(path)})"
+
+
 def validate_release(
     tables,
     cfg: dict[str, Any],
@@ -108,12 +133,15 @@ def validate_release(
     expected_archs: Iterable[int] | None = None,
     verify_checkpoints: str = "full",
     tolerance: float | None = None,
+    id_map: str | Path | tuple | None = None,
     report_dir: str | Path | None = None,
 ):
-    """The release checks over `tables` with preset `cfg`'s epochs and width and `tolerance` (default:
-    `nares.validation.DEFAULT_TOLERANCE`); returns the `ValidationResult`."""
+    """The release checks over `tables` with preset `cfg`'s epochs and width, `tolerance` (default:
+    `nares.validation.DEFAULT_TOLERANCE`) and the id map of `id_map` (default: ascending MACs); returns the
+    `ValidationResult`."""
     from nares.validation import DEFAULT_TOLERANCE, validate_tables
 
+    index, index_name = load_id_map(id_map, space_for(cfg))
     return validate_tables(
         tables,
         store=store,
@@ -122,6 +150,8 @@ def validate_release(
         expected_archs=expected_archs,
         tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
         verify_checkpoints=verify_checkpoints,
+        id_map=index,
+        id_map_name=index_name,
         report_dir=report_dir,
     )
 
@@ -132,24 +162,38 @@ def _sums(folder: Path) -> dict[str, str]:
 
 
 def _cost(tables) -> dict[str, Any]:
+    """The cost of the release in device-seconds (wall time the device was held, synchronised on CUDA) with
+    the devices named, per phase: training from `runs` (the records' training_time, device-days), evaluation
+    from the `ledger` (per metric)."""
     from nares.store.ingest import TRAIN_METRIC
+    from nares.train.trainer import SECONDS_PER_DAY
 
     runs, ledger = tables["runs"], tables["ledger"]
     train_days = sum(v for v in runs.column("training_time_gpu_days").to_pylist() if v is not None)
     by_metric: dict[str, float] = {}
-    for m, s in zip(
-        ledger.column("metric").to_pylist(), ledger.column("gpu_seconds").to_pylist(), strict=True
+    eval_devices: set[str] = set()
+    for m, d, s in zip(
+        ledger.column("metric").to_pylist(),
+        ledger.column("device").to_pylist(),
+        ledger.column("device_seconds").to_pylist(),
+        strict=True,
     ):
         if m != TRAIN_METRIC and s is not None:
             by_metric[m] = by_metric.get(m, 0.0) + s
-    devices = sorted(
-        {d for d in ledger.column("device").to_pylist() if d} | set(runs.column("gpu_type").to_pylist())
-    )
+            eval_devices.update([d] if d else [])
+    eval_seconds = sum(by_metric.values())
     return {
-        "training_gpu_days": train_days,
-        "evaluation_gpu_days": sum(by_metric.values()) / 86400,
-        "evaluation_gpu_seconds_by_metric": dict(sorted(by_metric.items())),
-        "devices": devices,
+        "training": {
+            "device_seconds": train_days * SECONDS_PER_DAY,
+            "device_days": train_days,
+            "devices": sorted({d for d in runs.column("gpu_type").to_pylist() if d}),
+        },
+        "evaluation": {
+            "device_seconds": eval_seconds,
+            "device_days": eval_seconds / SECONDS_PER_DAY,
+            "devices": sorted(eval_devices),
+            "device_seconds_by_metric": dict(sorted(by_metric.items())),
+        },
     }
 
 
@@ -160,7 +204,8 @@ def _dataset_card(
     lines = [
         f"# NARes release {version}",
         "",
-        f"Created {created} from preset `{preset}` (params.yaml); {n_archs} architectures; "
+        f"Created {created} from preset `{preset}` (params.yaml); search space `{space_for(cfg).name}`; "
+        f"{n_archs} architectures; "
         f"validation {'passed' if validation['success'] else 'FAILED'} ({validation['n_expectations']} expectations, "
         "report in `validation/index.html`).",
         "",
@@ -172,11 +217,11 @@ def _dataset_card(
         "- `tables/*.parquet`: the same data in columns. Accuracies are FRACTIONS in [0, 1]; `params`/`macs` are",
         "  exact counts. Tables: architectures, runs, history (one row per epoch), test_metrics, corruptions,",
         "  manifest (arch_id, checkpoint kind → object key, sha256, size, epoch), ledger (cost of every",
-        "  evaluation: device, gpu_seconds, timestamps, code version, settings hash).",
+        "  evaluation: device, device_seconds, timestamps, code version, settings hash).",
         "- `SHA256SUMS`: sha256 of every file; `RELEASE.json`: summary and the sha256 of SHA256SUMS.",
         "",
         "## Metric definitions",
-        "- Architecture `D1-W1-D2-W2-D3-W3`; arch_id in ascending MACs (ties: parameters, then the encoding).",
+        f"- Architecture `D1-W1-D2-W2-D3-W3`; arch_id map: {validation['id_map']}.",
         f"- Training: {cfg['train']['epochs']} epochs of PGD-{cfg['train']['attack']['steps']} adversarial training,"
         f" ε = {cfg['train']['attack']['eps_255']}/255, seed recorded per run.",
         f"- VAL_* (per epoch, `train[0]` lists): validation split `{cfg['data']['val']}`; clean accuracy and loss;"
@@ -194,13 +239,19 @@ def _dataset_card(
         "  over the evaluated cells (`corrupt_acc` in test_metrics; empty when CIFAR-10-C was not evaluated).",
         "",
         "## Cost",
-        f"- Training: {cost['training_gpu_days']:.6g} GPU-days; evaluation: {cost['evaluation_gpu_days']:.6g} GPU-days"
-        f" (devices: {', '.join(cost['devices']) or 'n/a'}).",
-        *(f"  - {m}: {s:.6g} GPU-seconds" for m, s in cost["evaluation_gpu_seconds_by_metric"].items()),
+        "Device-seconds: the wall time the device (`cpu` or the GPU named) was held for the phase, synchronised",
+        "on CUDA; one convention for training and evaluation, on every device.",
+        *(
+            f"- {phase.capitalize()}: {c['device_seconds']:.6g} device-seconds ({c['device_days']:.6g} device-days)"
+            f" on {', '.join(c['devices']) or 'n/a'}."
+            for phase, c in cost.items()
+        ),
+        *(f"  - {m}: {s:.6g} device-seconds" for m, s in cost["evaluation"]["device_seconds_by_metric"].items()),
         "",
         "## Checkpoints",
         "Four per architecture (e74, e89, last, best), content-addressed in the object store; `manifest` gives each",
-        "key and sha256 (`nares store get KEY`).",
+        "key and sha256 (`nares store get KEY`). In a clone of the repository, `dvc pull releases/<version>/checkpoints/<arch>`",
+        "fetches one architecture's four (`checkpoints/<arch>/<kind>.pt`), `dvc pull releases/<version>` everything.",
         "",
     ]
     return "\n".join(lines)
@@ -216,24 +267,32 @@ def _dvc(repo: Path, *args: str, env: dict[str, str]) -> str:
 
 
 def dvc_env(settings) -> dict[str, str]:
-    """The environment DVC needs to reach the object store (credentials passed, never written to disk)."""
+    """The environment DVC needs to reach the object store: the settings' credentials as AWS_* variables
+    (the way user credentials reach DVC; they are never written to disk). Without credentials in
+    `settings`, the caller's AWS_* variables (or DVC's own chain) apply."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     if settings.access_key_id:
-        env["AWS_ACCESS_KEY_ID"] = settings.access_key_id
-    if settings.secret_access_key:
-        env["AWS_SECRET_ACCESS_KEY"] = settings.secret_access_key
+        for var, value in (
+            ("AWS_ACCESS_KEY_ID", settings.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", settings.secret_access_key),
+            ("AWS_SESSION_TOKEN", settings.session_token),
+        ):
+            if value:
+                env[var] = value
+            else:
+                env.pop(var, None)
     return env
 
 
 DVC_REMOTE = "store"
 
 
-def _dvc_remote(repo: Path) -> dict[str, str]:
+def _dvc_remote(repo: Path, files: tuple[str, ...] = ("config", "config.local")) -> dict[str, str]:
     """The `store` remote's settings as DVC resolves them (`.dvc/config`, then `.dvc/config.local`)."""
     import configparser
 
     out: dict[str, str] = {}
-    for name in ("config", "config.local"):
+    for name in files:
         parser = configparser.ConfigParser()
         parser.read(repo / ".dvc" / name)
         section = f"'remote \"{DVC_REMOTE}\"'"
@@ -242,11 +301,71 @@ def _dvc_remote(repo: Path) -> dict[str, str]:
     return out
 
 
-def record_in_dvc(repo: Path, folder: Path, settings, *, push: bool = True) -> Path:
+def checkpoint_entries(store, tables) -> list[dict[str, Any]]:
+    """The release's checkpoints as DVC sees them: {relpath `checkpoints/<arch>/<kind>.pt`, md5, size}, the md5
+    read from each object's metadata (recorded at ingest, `nares.store.ingest.store_checkpoint`); an object
+    ingested before md5s were recorded is hashed and placed once, here."""
+    from nares.store.ingest import store_checkpoint
+
+    arch_of = dict(zip(tables["architectures"].column("arch_id").to_pylist(),
+                       tables["architectures"].column("arch").to_pylist(), strict=True))
+    m = tables["manifest"]
+    rows = list(zip(*(m.column(c).to_pylist() for c in ("arch_id", "kind", "key", "size")), strict=True))
+
+    def entry(row) -> dict[str, Any]:
+        aid, kind, key, size = row
+        md5 = (store.head(key) or {}).get("md5")
+        if md5 is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                store.get_file(key, Path(tmp) / "ckpt.pt")
+                md5 = store_checkpoint(store, Path(tmp) / "ckpt.pt")[3]
+        return {"relpath": f"checkpoints/{arch_of[aid]}/{kind}.pt", "md5": md5, "size": size}
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(entry, rows))
+
+
+def _add_to_dvc_dir(repo: Path, folder: Path, entries: list[dict[str, Any]], store) -> None:
+    """List `entries` (files already in the DVC remote) in `<folder>.dvc`'s directory object, beside what
+    `dvc add` hashed: the new `.dir` object is written to the local cache and the remote, the .dvc file points
+    at it. `dvc pull <folder>/checkpoints/<arch>` then fetches one architecture, verified by DVC."""
+    import hashlib
+
+    import yaml
+
+    from nares.store.ingest import dvc_key
+
+    dvc_file = Path(f"{folder}.dvc")
+    spec = yaml.safe_load(dvc_file.read_text())
+    out = spec["outs"][0]
+    old = out["md5"].removesuffix(".dir")
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    listing = json.loads((cache / old[:2] / f"{old[2:]}.dir").read_text())
+    listing = sorted([*listing, *({"md5": e["md5"], "relpath": e["relpath"]} for e in entries)],
+                     key=lambda e: e["relpath"])
+    data = json.dumps(listing, sort_keys=True).encode()  # DVC's own serialisation of a directory object
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    (cache / digest[:2]).mkdir(parents=True, exist_ok=True)
+    (cache / digest[:2] / f"{digest[2:]}.dir").write_bytes(data)
+    store.put_bytes(data, dvc_key(store, digest) + ".dir")
+    out.update(md5=f"{digest}.dir", size=int(out.get("size", 0)) + sum(int(e["size"]) for e in entries),
+               nfiles=len(listing))
+    dvc_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def record_in_dvc(repo: Path, folder: Path, settings, *, push: bool = True, checkpoints: list[dict] | None = None,
+                  store=None) -> Path:
     """`dvc add` the release folder (writing `<folder>.dvc`) and push it to the `store` remote.
 
     The remote is pointed (in the untracked `.dvc/config.local`) at the same endpoint and bucket as `settings`.
+    Only the embedded server's fixed pair is written there (so that a later plain `dvc pull` works); other
+    credentials reach `dvc` through its environment (`dvc_env`); a pair found there that is not to be kept
+    (the embedded one, which DVC would prefer to them, or these very credentials) is removed.
+    `checkpoints` (`checkpoint_entries`, objects already in the remote) are then listed in the folder's
+    directory object under `checkpoints/<arch>/<kind>.pt`, with nothing uploaded but that object (`store`).
     """
+    from nares.store.settings import EMBEDDED_KEY_ID, EMBEDDED_SECRET
+
     rel = os.path.relpath(folder, repo)
     env = dvc_env(settings)
     _dvc(repo, "add", "--quiet", rel, env=env)
@@ -258,11 +377,20 @@ def record_in_dvc(repo: Path, folder: Path, settings, *, push: bool = True) -> P
             _dvc(
                 repo, "remote", "modify", "--local", DVC_REMOTE, "endpointurl", settings.endpoint_url, env=env
             )
-        if settings.is_local and current.get("access_key_id") != settings.access_key_id:
-            # the embedded server's fixed, loopback-only pair, so that a later plain `dvc pull` works
-            for key, value in (("access_key_id", settings.access_key_id), ("secret_access_key", settings.secret_access_key)):
+        if settings.embedded_credentials and current.get("access_key_id") != settings.access_key_id:
+            for key, value in (("access_key_id", EMBEDDED_KEY_ID), ("secret_access_key", EMBEDDED_SECRET)):
                 _dvc(repo, "remote", "modify", "--local", DVC_REMOTE, key, value, env=env)
+        elif not settings.embedded_credentials:
+            local = _dvc_remote(repo, ("config.local",))
+            if local.get("access_key_id") in (EMBEDDED_KEY_ID, settings.access_key_id):
+                for key in ("access_key_id", "secret_access_key", "session_token"):
+                    if key in local:
+                        _dvc(repo, "remote", "modify", "--local", "--unset", DVC_REMOTE, key, env=env)
+        if _dvc_remote(repo, ("config",)).get("verify") != "true":  # DVC hashes what it pulls (clones too)
+            _dvc(repo, "remote", "modify", DVC_REMOTE, "verify", "true", env=env)
         _dvc(repo, "push", "--quiet", "--remote", DVC_REMOTE, f"{rel}.dvc", env=env)
+        if checkpoints:
+            _add_to_dvc_dir(repo, folder, checkpoints, store)
     return Path(f"{folder}.dvc")
 
 
@@ -275,19 +403,23 @@ def publish(
     preset: str | None = None,
     verify_checkpoints: str = "full",
     tolerance: float | None = None,
+    id_map: str | Path | None = None,
     dest_root: str | Path | None = None,
     dvc_repo: str | Path | None = REPO_ROOT,
 ) -> dict[str, Any]:
     """Validate the tables under `tables_root` and publish them as release `version`; returns RELEASE.json.
 
     Raises ReleaseRefused (naming the failing expectations) when validation fails, ReleaseError when
-    the version exists locally or in the store. The release folder is recorded in DVC (`dvc add` + `dvc push`)
+    the version exists locally or in the store. `id_map`: an existing release's cifar10.jsonl whose arch ids
+    the tables keep (default: ascending MACs). The release folder is recorded in DVC (`dvc add` + `dvc push`)
     when it lies inside `dvc_repo`; `dvc_repo=None` skips that; a DVC failure is reported in `dvc_error`.
     """
+    from nares.results.store import RESULTS_TABLE
     from nares.store.objects import ObjectStore
     from nares.store.tables import TABLES, iter_records, read_tables, tables_lock
 
     check_version(version)
+    id_map = load_id_map(id_map)  # a bad map file is refused before any work
     store = store or ObjectStore.from_settings()
     dest_root = Path(dest_root) if dest_root else releases_root()
     final = dest_root / version
@@ -310,7 +442,7 @@ def publish(
 
     try:
         with tables_lock(tables_root):  # a consistent snapshot, even while a sweep keeps ingesting
-            for name in TABLES:
+            for name in (*TABLES, RESULTS_TABLE):  # the wide tables and the long-format results
                 if (Path(tables_root) / name).is_dir():
                     shutil.copytree(
                         Path(tables_root) / name,
@@ -327,6 +459,7 @@ def publish(
             expected_archs=expected_archs,
             verify_checkpoints=verify_checkpoints,
             tolerance=tolerance,
+            id_map=id_map,
             report_dir=staging / "validation",
         )
         lap("validate")
@@ -347,6 +480,7 @@ def publish(
             "failures": result.failures,
             "tolerance": result.stats["tolerance"],
             "verify_checkpoints": verify_checkpoints,
+            "id_map": result.stats["id_map"],
         }
         (staging / "DATASET_CARD.md").write_text(
             _dataset_card(version, preset, cfg, n, cost, validation, created)
@@ -360,6 +494,7 @@ def publish(
             "version": version,
             "created_at": created,
             "preset": preset,
+            "space": space_for(cfg).name,
             "n_archs": n,
             "validation": validation,
             "cost": cost,
@@ -390,7 +525,11 @@ def publish(
         raise
     if dvc_repo is not None and final.resolve().is_relative_to(Path(dvc_repo).resolve()):
         try:
-            info["dvc_file"] = str(record_in_dvc(Path(dvc_repo), final, store.settings))
+            entries = checkpoint_entries(store, tables)
+            lap("dvc_checkpoints")
+            info["dvc_file"] = str(record_in_dvc(Path(dvc_repo), final, store.settings, checkpoints=entries,
+                                                 store=store))
+            info["dvc_checkpoints"] = len(entries)
         except ReleaseError as e:  # the release itself is published; DVC can be caught up by hand
             info["dvc_error"] = f"{e} (record it later: dvc add {final} && dvc push)"
         lap("dvc")
@@ -451,25 +590,23 @@ def fetch_release(version: str, dest: str | Path | None = None, *, store=None) -
 
 
 def list_releases(*, store=None, local_root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every release version (object store and local folders) with its validation result and checksums."""
-    from nares.store.objects import ObjectStore, StoreError
+    """Every release version (object store and local folders) with its validation result and checksums.
+
+    A store that cannot be listed raises its `StoreError` (naming the endpoint): never an empty answer."""
+    from nares.store.objects import ObjectStore
 
     found: dict[str, dict[str, Any]] = {}
     root = Path(local_root) if local_root else releases_root()
     for path in sorted(root.glob(f"*/{RELEASE_FILE}")):
         info = json.loads(path.read_text())
         found[info["version"]] = {**info, "where": ["local"]}
-    try:
-        store = store or ObjectStore.from_settings()
-        prefix = _store_key(store, "") + "/"
-        for key in store.list_keys(prefix):
-            if key.endswith("/" + RELEASE_FILE) and key.count("/") == prefix.count("/") + 1:
-                info = json.loads(store.get_bytes(key))
-                entry = found.setdefault(info["version"], {**info, "where": []})
-                entry["where"].append("store")
-    except StoreError as e:
-        for entry in found.values():
-            entry["store_error"] = str(e)
+    store = store or ObjectStore.from_settings()
+    prefix = _store_key(store, "") + "/"
+    for key in store.list_keys(prefix):
+        if key.endswith("/" + RELEASE_FILE) and key.count("/") == prefix.count("/") + 1:
+            info = json.loads(store.get_bytes(key))
+            entry = found.setdefault(info["version"], {**info, "where": []})
+            entry["where"].append("store")
     out = []
     for v in sorted(found, key=lambda v: found[v]["created_at"]):
         e = found[v]

@@ -1,4 +1,5 @@
-"""The design-space table: one row per architecture with its id, coordinates, params and MACs."""
+"""The design-space table: one row per architecture of a search space with its id, string, coordinates
+(the space's `coord_schema`), params and MACs."""
 
 from __future__ import annotations
 
@@ -10,42 +11,49 @@ import pyarrow.parquet as pq
 
 from nares.errors import NaresError
 from nares.io import atomic_write
-from nares.space import COORD_COLUMNS, ArchIndex
-
-SPACE_SCHEMA = pa.schema(
-    [
-        ("arch_id", pa.int32()),
-        ("arch", pa.string()),
-        *((c, pa.int8()) for c in COORD_COLUMNS),
-        ("params", pa.int64()),
-        ("macs", pa.int64()),
-    ]
-)
+from nares.spaces import SearchSpace, SpaceIndex, get_space
+from nares.spaces.wrn import SPACE as WRN
 
 
-def space_table(index: ArchIndex | None = None, width_base: int = 16) -> pa.Table:
-    """All 15,625 architectures ordered by arch_id."""
-    from nares import complexity  # imports torch: keep it out of module import (tables use SPACE_SCHEMA)
+def space_schema(space: SearchSpace) -> pa.Schema:
+    """arch_id, arch, the space's coordinate columns, params, macs."""
+    return pa.schema([("arch_id", pa.int32()), ("arch", pa.string()), *space.coord_schema,
+                      ("params", pa.int64()), ("macs", pa.int64())])
 
-    index = index or ArchIndex.default()
-    rows = list(index)
-    cols: dict[str, list] = {name: [] for name in SPACE_SCHEMA.names}
-    for aid, a in rows:
+
+SPACE_SCHEMA = space_schema(WRN)  # the WRN space's table (d1 … w3)
+
+
+def space_table(index: SpaceIndex | None = None, width_base: int | None = None,
+                space: SearchSpace | None = None) -> pa.Table:
+    """Every architecture of `space` (default WRN) ordered by arch_id; complexity at model scale `width_base`
+    (default: the space's `default_scale`, 16 for WRN)."""
+    space = space or (index.space if index is not None else WRN)
+    index = index or space.index()
+    scale = space.default_scale if width_base is None else width_base
+    schema = space_schema(space)
+    coord_names = [c for c, _ in space.coord_schema]
+    cols: dict[str, list] = {name: [] for name in schema.names}
+    for aid, a in index:
         cols["arch_id"].append(aid)
-        cols["arch"].append(str(a))
-        for name, v in zip(COORD_COLUMNS, a.to_tuple(), strict=True):
-            cols[name].append(v)
-        cols["params"].append(complexity.params(a, width_base))
-        cols["macs"].append(complexity.macs(a, width_base))
-    return pa.table(cols, schema=SPACE_SCHEMA)
+        cols["arch"].append(space.format(a))
+        coords = space.coords(a)
+        for name in coord_names:
+            cols[name].append(coords[name])
+        p, m = space.complexity(a, scale)
+        cols["params"].append(p)
+        cols["macs"].append(m)
+    return pa.table(cols, schema=schema)
 
 
-def write_space_table(out: str | Path, id_map: str | Path | None = None) -> int:
+def write_space_table(out: str | Path, id_map: str | Path | None = None, space: str | SearchSpace = "wrn",
+                      width_base: int | None = None) -> int:
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise NaresError(f"--out {out}: extension must be .csv or .parquet")
-    table = space_table(ArchIndex.from_jsonl(id_map) if id_map else None)
+    space = get_space(space) if isinstance(space, str) else space
+    table = space_table(space.index(id_map) if id_map else None, width_base, space)
     with atomic_write(out) as fh:
         if suffix == ".csv":
             pacsv.write_csv(table, fh)

@@ -19,7 +19,7 @@ Planted structure (all values drawn in fractions, then converted by the record b
 - Test metrics: PGD = VAL_PGD + 0.06 + 0.015·z + noise (z = log-params scaled to [0, 1]);
   clean ≥ FGSM ≥ PGD ≥ AA and CW ≥ AA; every stable accuracy ≥ its robust accuracy;
   Lipschitz estimates fall as robustness rises; corruption accuracy ≤ clean accuracy.
-- Params and MACs are exact (`nares.complexity`); arch_ids are the default MAC-ordered ids.
+- Params and MACs are exact (`nares.spaces.wrn`); arch_ids are the default MAC-ordered ids.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nares import complexity
 from nares.constants import CHECKPOINT_KINDS, CORRUPTIONS, SEVERITIES
 from nares.errors import NaresError
 from nares.records import build_record
-from nares.space import N_ARCHS, Arch, ArchIndex, choice_indices, random_archs
+from nares.spaces import wrn as complexity
+from nares.spaces.wrn import N_ARCHS, Arch, ArchIndex, choice_indices, random_archs
 
 PLANTED_OPTIMUM = Arch(9, 16, 7, 14, 11, 12)
 VAL_PGD_BASE = 0.48

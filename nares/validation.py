@@ -5,8 +5,13 @@ accuracy in [0, 1]; per architecture clean ≥ FGSM ≥ PGD-20 ≥ AA-Compact an
 each up to `tolerance`; stable accuracy ≥ robust accuracy (FGSM, PGD-20, CW-40) up to `tolerance`;
 history length = the preset's epochs; best epoch = first argmax of the validation CW-40 curve;
 four checkpoints (e74, e89, last, best) per architecture in the manifest, each present in the object
-store with its sha256 verified; Params/MACs equal to the closed-form counts; unique arch ids;
+store with its sha256 verified; Params/MACs equal to the closed-form counts; unique arch ids and
+unique architectures, each arch_id the one the release's id map (the space's `SpaceIndex`: the default
+ascending-MACs order, or an imported one) gives its architecture, coordinates equal to the arch string;
 the same architectures in every table; completeness against the sweep's list when given.
+
+The report (`report_dir`) is self-contained, readable offline: `index.html` (no script, no remote
+resource), `results/<table>.json` (Great Expectations' validation results) and `summary.json`.
 
 Tolerance (default 0.01 = 1 percentage point): the attacks are different randomised algorithms run
 independently on the same images, so a weaker attack can, point by point, succeed where a stronger
@@ -21,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +36,12 @@ import pandas as pd
 import pyarrow as pa
 
 from nares.constants import CHECKPOINT_KINDS, CORRUPTIONS
+from nares.spaces import SearchSpace, SpaceIndex
+from nares.spaces.wrn import SPACE as WRN
 from nares.store.tables import SCHEMAS, TABLES
 
 DEFAULT_TOLERANCE = 0.01
+DEFAULT_ID_MAP = "default: ascending MACs, ties by parameters, then the encoding"
 VERIFY_LEVELS = ("full", "head", "none")
 ACC_COLUMNS = {
     "history": ("train_acc", "val_acc", "pgd", "pgd_stable", "cw", "cw_stable"),
@@ -88,12 +95,11 @@ def _margin_name(a: str, b: str) -> str:
 
 
 def _frames(
-    tables: Mapping[str, pa.Table], *, store, verify: str, width_base: int
+    tables: Mapping[str, pa.Table], *, store, verify: str, width_base: int, index: SpaceIndex
 ) -> dict[str, pd.DataFrame]:
-    """pandas frames of each table, with the derived per-architecture columns the checks need."""
-    from nares import complexity
-    from nares.space import Arch
-
+    """pandas frames of each table, with the derived per-architecture columns the checks need (ids,
+    complexity, coordinates and representatives recomputed by the id map's search space)."""
+    space = index.space
     frames = {name: tables[name].to_pandas() for name in TABLES if name in tables}
     for name, df in frames.items():  # nulls and infinities escape range checks: one flag per row
         required = [c for c in SCHEMAS[name].names if c not in NULLABLE.get(name, ())]
@@ -103,12 +109,17 @@ def _frames(
             ok &= np.isfinite(df[floats].to_numpy(dtype=np.float64, na_value=np.nan)).all(axis=1)
         df["values_present_and_finite"] = ok.to_numpy()
     arch = frames["architectures"]
-    expected = [
-        (complexity.params(Arch.parse(a), width_base), complexity.macs(Arch.parse(a), width_base))
-        for a in arch["arch"]
-    ]
+    parsed = [space.parse(a) for a in arch["arch"]]
+    expected = [space.complexity(a, width_base) for a in parsed]
     arch["params_recomputed"] = np.array([p for p, _ in expected], dtype=np.int64)
     arch["macs_recomputed"] = np.array([m for _, m in expected], dtype=np.int64)
+    arch["arch_id_in_space"] = np.array([index.id_of(a) for a in parsed], dtype=np.int64)
+    arch["arch_is_representative"] = [space.canonical(a) == a for a in parsed]
+    names = [c for c, _ in space.coord_schema]
+    coords = arch[names].astype(object).where(arch[names].notna(), None).to_numpy().tolist()
+    arch["coordinates_match_arch"] = [
+        row == [want[c] for c in names] for row, want in zip(coords, map(space.coords, parsed), strict=True)
+    ]
     tm = frames["test_metrics"]
     for a, b in ORDERINGS:
         tm[_margin_name(a, b)] = tm[a] - tm[b]
@@ -167,6 +178,10 @@ def _suites(
     a = out["architectures"]
     a.append(gxe.ExpectColumnValuesToBeUnique(column="arch_id"))
     a.append(gxe.ExpectColumnValuesToNotBeNull(column="arch_id"))
+    a.append(gxe.ExpectColumnValuesToBeUnique(column="arch"))  # one architecture under one id
+    a.append(gxe.ExpectColumnPairValuesToBeEqual(column_A="arch_id", column_B="arch_id_in_space"))
+    a.append(gxe.ExpectColumnValuesToBeInSet(column="coordinates_match_arch", value_set=[True]))
+    a.append(gxe.ExpectColumnValuesToBeInSet(column="arch_is_representative", value_set=[True]))
     a.append(gxe.ExpectColumnPairValuesToBeEqual(column_A="params", column_B="params_recomputed"))
     a.append(gxe.ExpectColumnPairValuesToBeEqual(column_A="macs", column_B="macs_recomputed"))
     a.append(
@@ -243,12 +258,17 @@ def validate_tables(
     expected_archs: Iterable[int] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     verify_checkpoints: str = "full",
+    id_map: SpaceIndex | None = None,
+    space: SearchSpace | None = None,
+    id_map_name: str = DEFAULT_ID_MAP,
     report_dir: str | Path | None = None,
 ) -> ValidationResult:
-    """Run every expectation over `tables`; write the Data Docs HTML report to `report_dir` when given.
+    """Run every expectation over `tables`; write the offline-readable report to `report_dir` when given.
 
     `verify_checkpoints`: `full` reads every checkpoint back from `store` and checks its sha256, `head`
     checks the sha256 and size the store recorded at upload, `none` checks only the manifest rows.
+    `id_map`: the arch_id ↔ architecture map the tables must follow (default: the default ids of `space`, itself
+    WRN by default; an id map brings its own space); `id_map_name` describes it in the report.
     """
     if verify_checkpoints not in VERIFY_LEVELS:
         from nares.errors import NaresError
@@ -277,59 +297,59 @@ def validate_tables(
         )
     tables = {n: t.select(SCHEMAS[n].names) for n, t in tables.items()}
     expected = None if expected_archs is None else sorted({int(i) for i in expected_archs})
-    frames = _frames(tables, store=store, verify=verify_checkpoints, width_base=width_base)
+    frames = _frames(
+        tables, store=store, verify=verify_checkpoints, width_base=width_base,
+        index=id_map or (space or WRN).index(),
+    )
     suites = _suites(
         frames, epochs=epochs, tolerance=tolerance, expected_archs=expected, verify=verify_checkpoints
     )
     arch_gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())
     failures: list[str] = []
-    n_exp = 0
-    with tempfile.TemporaryDirectory(prefix="nares-gx-") as tmp:
-        ctx = gx.get_context(mode="file", project_root_dir=tmp)
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-        source = ctx.data_sources.add_pandas("nares")
-        definitions = []
-        for name, expectations in suites.items():
-            suite = ctx.suites.add(gx.ExpectationSuite(name=name))
-            for e in expectations:
-                suite.add_expectation(e)
-            n_exp += len(expectations)
-            batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-            definitions.append(
-                (
-                    name,
-                    ctx.validation_definitions.add(
-                        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-                    ),
-                )
-            )
-        for name, vd in definitions:
-            res = vd.run(
-                batch_parameters={"dataframe": frames[name]},
-                result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["arch_id"]},
-            )
-            failures.extend(_describe(name, r, arch_gap) for r in res.results if not r.success)
-        if report_dir is not None:
-            ctx.build_data_docs()
-            site = Path(tmp) / "gx" / "uncommitted" / "data_docs" / "local_site"
-            report_dir = Path(report_dir)
-            if report_dir.exists():
-                shutil.rmtree(report_dir)
-            shutil.copytree(site, report_dir)
+    results: dict[str, dict[str, Any]] = {}
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = ctx.data_sources.add_pandas("nares")
+    for name, expectations in suites.items():
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+        for e in expectations:
+            suite.add_expectation(e)
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        res = vd.run(
+            batch_parameters={"dataframe": frames[name]},
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["arch_id"]},
+        )
+        failures.extend(_describe(name, r, arch_gap) for r in res.results if not r.success)
+        results[name] = res.to_json_dict()
     result = ValidationResult(
         success=not failures,
         failures=failures,
         n_archs=int(tables["architectures"].num_rows),
-        n_expectations=n_exp,
+        n_expectations=sum(len(e) for e in suites.values()),
         report_dir=str(report_dir) if report_dir is not None else None,
         stats={
             "tolerance": tolerance,
             "epochs": epochs,
             "width_base": width_base,
             "verify_checkpoints": verify_checkpoints,
+            "id_map": id_map_name,
             "rows": {n: int(t.num_rows) for n, t in tables.items()},
         },
     )
     if report_dir is not None:
-        (Path(report_dir) / "summary.json").write_text(json.dumps(result.to_json(), indent=1) + "\n")
+        write_report(Path(report_dir), result, results)
     return result
+
+
+def write_report(folder: Path, result: ValidationResult, results: Mapping[str, dict[str, Any]]) -> None:
+    """The report folder: `index.html` (self-contained), `results/<table>.json`, `summary.json`."""
+    from nares.validation_report import render_html
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "results").mkdir(parents=True)
+    for name, res in results.items():
+        (folder / "results" / f"{name}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    (folder / "index.html").write_text(render_html(result, results), encoding="utf-8")
+    (folder / "summary.json").write_text(json.dumps(result.to_json(), indent=1) + "\n")

@@ -5,6 +5,10 @@ Resources come from what the cluster has: one actor per `sweep.gpus_per_actor` G
 at most `sweep.queue_depth` jobs at a time, so at most actors × depth architectures are ever submitted to
 Ray; the rest wait in the `WorkQueue` in cost order.
 
+Packing (`sweep.packing.enabled`, GPU clusters): instead of equal `gpus_per_actor` shares, each GPU is split into
+equal shares sized from the predicted peak memory of the architectures (`nares.sweep.packing`), and an
+architecture goes only to an actor whose share holds it; one larger than a whole GPU is reported failed at once.
+
 Faults: a job that raises is retried (bounded by `sweep.max_retries`, then reported as failed). When an
 actor dies (killed process, lost node) Ray restarts it; the job it was running counts one failed attempt
 (the trainer resumes it from its last completed epoch), the jobs queued behind it are given back uncounted,
@@ -21,7 +25,9 @@ from dataclasses import dataclass, field
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
-from nares.config import params_path
+from nares.complexity import macs
+from nares.config import REPO_ROOT, params_path
+from nares.sweep.packing import GIB, MemoryModel, PackingPlan, plan_shares
 from nares.sweep.queue import Job, WorkQueue
 from nares.sweep.selection import SweepError
 from tasks.actors import ArchWorker
@@ -33,11 +39,32 @@ ACTOR_RESTARTS = 4
 @dataclass
 class PoolPlan:
     n_actors: int
-    options: dict           # Ray resource options of each actor
+    options: dict           # Ray resource options of each actor (of the first actor when packed)
     threads: int            # torch threads per actor
     kind: str               # "gpu" | "cpu"
+    packing: PackingPlan | None = None
+    peaks: dict[str, float] = field(default_factory=dict)   # arch -> predicted peak bytes (packed pools)
+
+    def options_of(self, actor: int) -> dict:
+        if self.packing is None:
+            return self.options
+        return {**self.options, "num_gpus": self.packing.shares[actor]}
+
+    def fits(self, actor: int, job: Job) -> bool:
+        """May `actor` take `job`? Always, unless packed: then its share must hold the job's predicted peak."""
+        return self.packing is None or self.packing.fits(actor, self.peaks.get(job.arch))
+
+    def unfit_reason(self, job: Job) -> str:
+        peak = self.peaks.get(job.arch, 0.0)
+        gib = self.packing.gpu_bytes / GIB if self.packing else 0.0
+        return (f"predicted peak memory {peak / GIB:.1f} GiB exceeds every actor's GPU share "
+                f"(one GPU: {gib:.1f} GiB × headroom {self.packing.headroom if self.packing else 1:g})")
 
     def describe(self) -> str:
+        if self.packing is not None:
+            counts = {s: self.packing.shares.count(s) for s in sorted(set(self.packing.shares), reverse=True)}
+            text = ", ".join(f"{n} × {s:g} GPU" for s, n in counts.items())
+            return f"{self.n_actors} packed gpu actor(s) ({text}), {self.threads} thread(s) each"
         return f"{self.n_actors} {self.kind} actor(s), {self.options}, {self.threads} thread(s) each"
 
 
@@ -58,6 +85,40 @@ def plan_pool(sweep_cfg: dict, n_jobs: int, resources: dict | None = None) -> Po
     return PoolPlan(n, {"num_cpus": min(per, cpus)}, max(1, int(per)), "cpu")
 
 
+def plan_for(cfg: dict, jobs: list[tuple[int, str]], resources: dict | None = None) -> PoolPlan:
+    """`plan_pool` for a preset, packed by predicted peak memory when `sweep.packing.enabled` and there are GPUs."""
+    sweep, pk = cfg["sweep"], cfg["sweep"]["packing"]
+    res = resources if resources is not None else ray.cluster_resources()
+    plan = plan_pool(sweep, len(jobs), res)
+    if not pk["enabled"] or plan.kind != "gpu":
+        return plan
+    gpu_bytes = gpu_memory_bytes(pk)
+    model = MemoryModel.load(REPO_ROOT / pk["memory_model"]) if pk["memory_model"] else MemoryModel.conservative()
+    wb, batch = cfg["model"]["width_base"], cfg["train"]["batch_size"]
+    peaks = {a: model.peak_bytes(a, wb, batch) for _, a in jobs}
+    work = {a: float(macs(a, wb)) for _, a in jobs}
+    packing = plan_shares(peaks, work, int(float(res.get("GPU", 0)) + 1e-9), gpu_bytes,
+                          max_per_gpu=pk["max_per_gpu"], headroom=pk["headroom"])
+    cap = sweep.get("max_actors") or len(packing.shares)
+    packing = PackingPlan(packing.shares[:cap], packing.gpu_bytes, packing.headroom, packing.too_large)
+    cpus = float(res.get("CPU", 1))
+    n = len(packing.shares)
+    return PoolPlan(n, {"num_gpus": packing.shares[0], "num_cpus": min(1, cpus / n)}, max(1, int(cpus // n)), "gpu",
+                    packing, peaks)
+
+
+def gpu_memory_bytes(pk: dict) -> float:
+    """One GPU's memory: `sweep.packing.gpu_memory_gib`, else what this process's first CUDA device reports."""
+    if pk["gpu_memory_gib"] is not None:
+        return float(pk["gpu_memory_gib"]) * GIB
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SweepError("sweep.packing.gpu_memory_gib is null and this driver sees no CUDA device: set it to the "
+                         "memory of one of the cluster's GPUs (GiB)")
+    return float(torch.cuda.get_device_properties(0).total_memory)
+
+
 def forwarded_env() -> dict[str, str]:
     """The factory's settings the actors need (state folder, data, store credentials), and the params file
     this process reads (NARES_PARAMS, set even when it is the default)."""
@@ -68,9 +129,9 @@ def forwarded_env() -> dict[str, str]:
 def start_actors(plan: PoolPlan, preset: str, mode: str) -> list:
     env = forwarded_env()
     return [
-        ArchWorker.options(**plan.options, max_restarts=ACTOR_RESTARTS, max_task_retries=0)
+        ArchWorker.options(**plan.options_of(i), max_restarts=ACTOR_RESTARTS, max_task_retries=0)
         .remote(preset, mode, env, plan.threads)
-        for _ in range(plan.n_actors)
+        for i in range(plan.n_actors)
     ]
 
 
@@ -101,6 +162,8 @@ class Dispatcher:
     on_event: Callable[..., None] = lambda *a, **k: None
     on_progress: Callable[[dict], None] = lambda p: None
     depth: int = 1
+    fits: Callable[[int, Job], bool] = lambda actor, job: True    # may this actor take this job (packing)
+    unfit: Callable[[Job], str] = lambda job: "no actor of the pool can take it"
     progress_every_s: float = 10.0
     inflight: dict = field(default_factory=dict)         # ref -> (actor index, job)
     order: dict = field(default_factory=dict)            # actor index -> jobs in submission order
@@ -125,9 +188,10 @@ class Dispatcher:
             i = min(live, key=lambda a: (len(self.order.setdefault(a, [])), a))
             if len(self.order[i]) >= self.depth:
                 return
-            job = self.queue.take()
+            job = self.queue.take(lambda j, a=i: self.fits(a, j))
             if job is None:
-                return
+                live.remove(i)                    # nothing pending fits this actor; others may still take some
+                continue
             self.inflight[self.submit(self.actors[i], job)] = (i, job)
             self.order[i].append(job)
             self.on_event("submit", job, actor=i)
@@ -169,14 +233,21 @@ class Dispatcher:
             time.sleep(0.5)
             self.probes[i] = None                         # still restarting: probe again
 
+    def _reject_unfit(self) -> None:
+        """Report at once, without an attempt, every job that no actor of the pool could ever take."""
+        for job in [j for j in self.queue.pending if not any(self.fits(i, j) for i in range(len(self.actors)))]:
+            self.queue.reject(job, self.unfit(job))
+            self.on_event("failed", job, error=self.unfit(job))
+
     def run(self) -> WorkQueue:
         last = 0.0
+        self._reject_unfit()
         while True:
             if len(self.dead) == len(self.actors):
                 raise SweepError(f"every worker died; {len(self.queue.pending)} architecture(s) were not run")
             self._fill()
             probes = self._probe()
-            if not self.inflight and not probes and self.queue.finished:
+            if not self.inflight and self.queue.finished:  # an actor still restarting has nothing left to do
                 break
             ready, _ = ray.wait(list(self.inflight) + probes, num_returns=1, timeout=1.0)
             for ref in ready:

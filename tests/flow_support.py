@@ -21,7 +21,7 @@ def isolated_flow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: 
     for k in ("RAY_ADDRESS", "PREFECT_API_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(k, raising=False)
     yield tmp_path
-    from nares.sweep.paths import ray_temp_dir
+    from tasks.cluster import ray_temp_dir
 
     shutil.rmtree(ray_temp_dir(), ignore_errors=True)
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from nares.store.local_server import LocalS3Server
-from nares.store.local_server import running as running_s3_server
+from factory.local_s3 import LocalS3Server
+from factory.local_s3 import running as running_s3_server
 from nares.store.objects import ObjectStore
 
 

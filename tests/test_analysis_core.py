@@ -15,7 +15,7 @@ from nares.analysis import (
     spearman,
     width_per_depth,
 )
-from nares.space import Arch
+from nares.spaces.wrn import Arch
 
 
 def _brute_ranks(up: np.ndarray, down: np.ndarray) -> np.ndarray:

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from factory.cli import main
 from nares.analysis import pareto_ranks
-from nares.cli import main
 from nares.records import write_jsonl
-from nares.space import all_archs
+from nares.spaces.wrn import all_archs
 from nares.synthetic import synthetic_records
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,7 @@ import torch
 
 from nares.api import CheckpointError, local_fetcher, open_dataset
 from nares.io import sha256_file
-from nares.models import build_model
-from nares.space import Arch
+from nares.spaces.wrn import Arch, build_model
 from nares.store.tables import SCHEMAS, records_to_tables, write_tables
 from nares.synthetic import synthetic_records
 from nares.train.checkpoints import cpu_state_dict, save_checkpoint

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
+from factory.cli import main
 from nares.api import Dataset, Metric, MetricError, get_metric, open_dataset
-from nares.cli import main
 from nares.errors import ArchError, DataError
 from nares.records import RecordError, write_jsonl
-from nares.space import Arch, all_archs
+from nares.spaces.wrn import Arch, all_archs
 from nares.synthetic import PLANTED_OPTIMUM, synthetic_records
 
 WRN_34_10 = Arch.parse("5-10-5-10-5-10")
@@ -182,7 +182,7 @@ def test_cli_query_and_top(jsonl, records, cache_env, capsys):
 
 
 def test_cli_start_up_leaves_the_dataset_api_unimported():
-    code = ("import sys; from nares.cli import build_parser; build_parser(); "
+    code = ("import sys; from factory.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('nares.api', 'numpy', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,12 +7,12 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from factory.cli import main
 from nares.api import open_dataset
-from nares.cli import main
 from nares.io import sha256_file
 from nares.records import write_jsonl
 from nares.release import ReleaseError
-from nares.space import all_archs
+from nares.spaces.wrn import all_archs
 from nares.store.tables import RECORD_TABLES, records_to_tables
 from nares.synthetic import synthetic_records
 

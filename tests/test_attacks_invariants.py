@@ -26,7 +26,7 @@ from nares.attacks.common import ce_loss
 from nares.attacks.losses import dlr_loss, dlr_targeted_loss
 from nares.config import load_preset
 from nares.errors import ConfigError
-from nares.models import build_model
+from nares.spaces.wrn import build_model
 from tests.small_models import small_cnn
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torchprofile
 
-from nares import complexity
-from nares.models import build_model
-from nares.space import Arch, all_archs, random_archs
+from nares.models.count import count_module
+from nares.spaces import wrn as complexity
+from nares.spaces.wrn import Arch, all_archs, build_model, random_archs
 
 # Values of the published design-space table (params, MACs) and PROTOCOL §1.
 PUBLISHED = {
@@ -40,7 +40,7 @@ _WALK_CASES += [("4-8-4-8-4-8", 16), ("5-10-5-10-5-10", 16), ("4-16-5-8-4-10", 1
 @pytest.mark.parametrize(("arch", "width_base"), _WALK_CASES)
 def test_closed_form_matches_module_walk(arch: str, width_base: int) -> None:
     model = build_model(arch, width_base=width_base)
-    assert complexity.count_module(model) == (complexity.params(arch, width_base), complexity.macs(arch, width_base))
+    assert count_module(model) == (complexity.params(arch, width_base), complexity.macs(arch, width_base))
 
 
 @pytest.mark.parametrize("arch", ["4-8-4-8-4-8", "9-12-5-8-11-14"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nares.config import load_preset, preset_hash
+from nares.config import REPO_ROOT, load_preset, preset_hash
 from nares.errors import ConfigError
 
 
@@ -33,8 +33,24 @@ def test_bad_presets(tmp_path) -> None:
     with pytest.raises(ConfigError, match="preset 'huge' is not in"):
         load_preset("huge")
     p = tmp_path / "params.yaml"
-    p.write_text("presets:\n  full: {train: {lr: 0.1}}\n  bad: {train: {lrr: 1}}\n")
-    with pytest.raises(ConfigError, match=r"bad.train.lrr is not a key"):
+    p.write_text((REPO_ROOT / "params.yaml").read_text() + "  bad: {train: {lrr: 1}}\n")
+    with pytest.raises(ConfigError, match=r"presets\.bad\.train\.lrr is not a key"):
         load_preset("bad", p)
     with pytest.raises(ConfigError, match="does not exist"):
         load_preset("full", tmp_path / "nope.yaml")
+
+
+# Today's hashes of the shipped presets: typed validation must leave the resolved values byte-identical.
+PINNED = {
+    "full": ("9dae405b42a9af05", "a69a4d07d9e0c5fc", "fcde46f4c12a8c8e", "8d6a908f0278b45b"),
+    "tiny": ("ad67d5f1911ee593", "15fa30acde803f90", "5ffc37cb3c6cf65b", "71c3eb61c3253d61"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_preset_hashes_are_pinned(name: str) -> None:
+    from nares.train.runtime import evaluation_hash, training_hash
+
+    cfg = load_preset(name)
+    assert (preset_hash(cfg), training_hash(cfg), evaluation_hash(cfg, "pgd"), evaluation_hash(cfg, "complexity")) \
+        == PINNED[name]

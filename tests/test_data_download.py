@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from nares.cli import main
+from factory.cli import main
 from nares.constants import CORRUPTIONS
 from nares.data import corruptions_available, download_file, fetch, fetch_remote, iter_corruptions
 from nares.data.sources import (
@@ -255,8 +255,12 @@ def test_cli_info_lists_what_is_present(data_dir, tmp_path, capsys):
     shutil.copy(data_dir / "cifar10" / "cifar10_prefix_subset.npz", tmp_path / "cifar10")
     (tmp_path / "cifar10.1").mkdir()
     shutil.copy(data_dir / "cifar10.1" / "cifar10.1_v6_labels.npy", tmp_path / "cifar10.1")
-    assert main(["data", "info", "--root", str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    assert main(["data", "info", "--root", str(tmp_path)]) == 2  # a present file is corrupt
+    captured = capsys.readouterr()
+    bad = tmp_path / "cifar10" / "cifar-10-batches-py" / "data_batch_1"
+    assert captured.err.splitlines() == [f"nares: error: {bad} is corrupt: expected md5 c99cafc152244af753f735de768cd75f, "
+                                         f"got {md5(b'not a batch')}; delete it and run `nares data fetch cifar10`"]
+    out = captured.out.splitlines()
     assert out[0] == f"data root: {tmp_path}"
     rows = {line.split()[0]: line.split(maxsplit=3)[1:] for line in out[1:]}
     assert rows["cifar10"][0] == "corrupt" and "expected md5 c99cafc152244af753f735de768cd75f" in rows["cifar10"][2]

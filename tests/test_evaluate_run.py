@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from nares.attacks.suite import evaluate_attacks
-from nares.complexity import macs, params
 from nares.data import load_splits
 from nares.evaluate import evaluate_run
 from nares.evaluate.ledger import EVAL_FILE, read_cells
 from nares.evaluate.runner import load_model
 from nares.records import read_jsonl, validate_record
-from nares.space import arch_id
+from nares.spaces.wrn import arch_id, macs, params
 from nares.train import train_arch
 from nares.train.checkpoints import RunError, checkpoint_path
 from tests.test_train_resume import ARCH, micro_cfg
@@ -81,8 +80,9 @@ def test_second_call_reuses_cells_and_version_bump_recomputes_one(run):
     cells = read_cells(out)
     assert len(cells) == n_lines + 1 and cells[-1]["metric_version"] == 2
     assert cells[-1]["values"] == again["cells"]["pgd"]  # same seed, same numbers
-    assert {"arch_id", "checkpoint", "metric", "metric_version", "status", "device", "gpu_seconds", "started_at",
+    assert {"arch_id", "checkpoint", "metric", "metric_version", "status", "device", "device_seconds", "started_at",
             "finished_at", "code_version", "preset_hash"} <= set(cells[-1])
+    assert res["device"] == "cpu" and res["device_seconds"] == cells[-1]["device_seconds"] > 0
     assert not [p for p in out.iterdir() if p.name.startswith(f".{EVAL_FILE}")]
 
 
@@ -118,3 +118,46 @@ def test_unfinished_run_and_unknown_metric_are_clear_errors(run, tmp_path):
         evaluate_run(tmp_path, cfg, device="cpu")
     with pytest.raises(RunError, match="unknown metric 'pgd20'"):
         evaluate_run(out, cfg, device="cpu", metrics=["pgd20"])
+
+
+def test_cpu_evaluation_counts_device_seconds_through_ledger_and_card(run):
+    """A CPU run: every cell, the ledger rows and the release card's cost carry non-zero device-seconds on `cpu`."""
+    import pyarrow as pa
+
+    from nares.config import load_preset
+    from nares.release import _cost, _dataset_card
+    from nares.store.ingest import _ledger_rows
+    from nares.store.tables import SCHEMAS, records_to_tables
+
+    cfg, out, splits = run
+    evaluate_run(out, cfg, device="cpu", splits=splits)  # whatever is still missing
+    cells = read_cells(out)
+    assert cells and all(c["device"] == "cpu" and c["device_seconds"] > 0 for c in cells)
+    assert not any("gpu_seconds" in c or "wall_seconds" in c for c in cells)
+    done = json.loads((out / "train_done.json").read_text())
+    train = done["phases"]["train"]
+    assert train["device"] == "cpu" and train["device_seconds"] > 0
+    rec = read_jsonl(out / "record.jsonl")[0]
+    tables = records_to_tables([rec])
+    ledger = _ledger_rows(out, rec["arch_id"], done)
+    tables["ledger"] = pa.Table.from_pylist(ledger, schema=SCHEMAS["ledger"])
+    assert all(r["device"] == "cpu" and r["device_seconds"] > 0 for r in ledger)
+    assert next(r for r in ledger if r["metric"] == "train")["device_seconds"] == train["device_seconds"]
+    cost = _cost(tables)
+    eval_seconds = sum(c["device_seconds"] for c in cells)
+    assert cost["evaluation"]["device_seconds"] == pytest.approx(eval_seconds) and eval_seconds > 0
+    assert cost["evaluation"]["devices"] == ["cpu"] and cost["training"]["devices"] == ["cpu"]
+    assert cost["training"]["device_seconds"] == pytest.approx(train["device_seconds"])
+    validation = {"success": True, "n_expectations": 1, "id_map": "default"}
+    card = _dataset_card("v-test", "micro", load_preset("tiny"), 1, cost, validation, "2025-01-01T00:00:00Z")
+    assert f"- Evaluation: {eval_seconds:.6g} device-seconds" in card and "on cpu." in card
+    assert f"  - clean: {next(c for c in cells if c['metric'] == 'clean')['device_seconds']:.6g} device-seconds" in card
+
+
+def test_cells_written_before_device_seconds_count_their_wall_seconds():
+    """An evaluations.jsonl cell of the old layout (gpu_seconds 0 on a CPU) is ingested with its wall seconds."""
+    from nares.store.ingest import device_seconds
+
+    assert device_seconds({"device": "cpu", "gpu_seconds": 0.0, "wall_seconds": 2.5}) == 2.5
+    assert device_seconds({"device": "cpu", "device_seconds": 1.25}) == 1.25
+    assert device_seconds({}) is None

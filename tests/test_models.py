@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nares.models import build_model, stage_channels
 from nares.models.layers import PreActBlock
-from nares.space import Arch
+from nares.spaces.wrn import Arch, build_model, stage_channels
 
 
 def test_structure_follows_protocol() -> None:

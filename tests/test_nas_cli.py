@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from factory.cli import main
 from nares.api import Metric, open_dataset
-from nares.cli import main
 from nares.config import load_preset
 from nares.errors import NaresError
 from nares.nas.algorithms import run_one
-from nares.nas.encoding import arch_of
 from nares.nas.runner import TABLE_METRICS, objective_by_code, settings_for
 from nares.records import write_jsonl
+from nares.spaces.wrn import SPACE
 from nares.synthetic import PLANTED_OPTIMUM, synthetic_records
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_nas_run_table_matches_independent_runs(full, capsys):
     assert report["optimum"]["VAL_PGD_ACC"] == ds.metric(PLANTED_OPTIMUM, Metric.VAL_PGD_ACC)
     assert report["optimum"]["TEST_AA_ACC"] == ds.values(Metric.TEST_AA_ACC).max()
     values = objective_by_code(ds, "VAL_PGD_ACC")
-    best = [arch_of(run_one("random_search", values, 500, s, {}).best_code) for s in (10, 11, 12)]
+    best = [SPACE.arch_of_code(run_one("random_search", values, 500, s, {}).best_code) for s in (10, 11, 12)]
     for m in TABLE_METRICS:
         v = np.array([ds.metric(a, m) for a in best])
         assert rows["random_search"]["metrics"][m]["mean"] == pytest.approx(v.mean())
@@ -57,7 +57,7 @@ def test_nas_run_text_table_and_errors(full, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("NAS benchmark: objective VAL_PGD_ACC (maximised), budget 40 queries, 2 runs")
     assert lines[1].split()[:3] == ["algorithm", "VAL_CLEAN_ACC", "VAL_PGD_ACC"]
-    assert lines[2].startswith("evolution") and " ± " in lines[2]
+    assert lines[2].startswith("regularized_evolution") and " ± " in lines[2]
     assert lines[3].startswith("optimum") and f"{ds.optimum('VAL_PGD_ACC')[1]:.2f}" in lines[3]
     with pytest.raises(NaresError, match="test metric"):
         objective_by_code(ds, "TEST_PGD_ACC")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nares.commands import nas as nas_command
+from factory.commands import nas as nas_command
 from nares.config import load_preset
 from nares.errors import NaresError
 from nares.nas import ALGORITHMS, BudgetExhausted, Oracle, run_many
 from nares.nas.algorithms import run_one
-from nares.nas.encoding import arch_of, code_of, neighbour_table, one_hot_table
 from nares.nas.runner import settings_for
-from nares.space import N_ARCHS, all_archs, neighbours, one_hot
+from nares.spaces.wrn import N_ARCHS, SPACE, all_archs, neighbours, one_hot
 from nares.synthetic import PLANTED_OPTIMUM, VAL_NOISE_BOUND, planted_val_pgd
 
 NAS = load_preset("full")["nas"]
@@ -27,10 +26,10 @@ def planted() -> np.ndarray:
 def test_codes_neighbours_and_one_hot_match_the_space():
     archs = all_archs()
     for i in (0, 1, 5, 777, 9999, N_ARCHS - 1):
-        assert code_of(archs[i]) == i and arch_of(i) == archs[i]
-        assert {arch_of(int(c)) for c in neighbour_table()[i]} == set(neighbours(archs[i]))
-        assert one_hot_table()[i].tolist() == one_hot(archs[i])
-    assert neighbour_table().shape == (N_ARCHS, 24) and one_hot_table().sum(axis=1).max() == 6
+        assert SPACE.code_of(archs[i]) == i and SPACE.arch_of_code(i) == archs[i]
+        assert {SPACE.arch_of_code(int(c)) for c in SPACE.neighbour_table()[i]} == set(neighbours(archs[i]))
+        assert SPACE.encoding_table()[i].tolist() == one_hot(archs[i])
+    assert SPACE.neighbour_table().shape == (N_ARCHS, 24) and SPACE.encoding_table().sum(axis=1).max() == 6
 
 
 def test_oracle_counts_distinct_queries_and_tracks_the_best():
@@ -60,7 +59,7 @@ def test_random_search_spends_the_budget_on_distinct_archs(planted):
 
 @pytest.mark.parametrize("name", ["local_search", "evolution", "bananas"])
 def test_guided_searches_find_the_planted_optimum_within_budget(planted, name):
-    opt = code_of(PLANTED_OPTIMUM)
+    opt = SPACE.code_of(PLANTED_OPTIMUM)
     assert int(np.argmax(planted)) == opt
     seeds = range(2) if name == "bananas" else range(6)
     for seed in seeds:
@@ -72,9 +71,9 @@ def test_guided_searches_find_the_planted_optimum_within_budget(planted, name):
 def test_local_search_restarts_at_a_local_optimum():
     """On an objective whose only local optimum is code 0 (value falls with the digit sum), every
     climb ends at code 0; afterwards each restart climbs to it again, so the best is code 0."""
-    from nares.nas.encoding import digits
+    from nares.spaces.wrn import SPACE
 
-    values = -digits(np.arange(N_ARCHS)).sum(axis=1).astype(float)
+    values = -SPACE.digits(np.arange(N_ARCHS)).sum(axis=1).astype(float)
     o = run_one("local_search", values, 300, seed=2, settings={"n_init": 10})
     assert o.best_code == 0 and len(o.seen) == 300
     first_hit = o.trajectory.index(0.0)
@@ -89,8 +88,12 @@ def test_parallel_runs_equal_serial_runs(planted):
         assert a.best_code == b.best_code and np.array_equal(a.trajectory, b.trajectory)
     with pytest.raises(NaresError, match="unknown algorithm 'annealing'"):
         run_many("annealing", planted, runs=1, budget=5)
-    assert set(ALGORITHMS) == {"random_search", "local_search", "evolution", "bananas"}
+    assert set(ALGORITHMS) == {"random_search", "local_search", "regularized_evolution", "bananas"}
     assert tuple(ALGORITHMS) == nas_command.ALGOS  # the CLI's copy (kept there for a fast start-up)
     with pytest.raises(NaresError, match="unknown algorithm 'annealing'"):
         settings_for("annealing", NAS)
     assert settings_for("random_search", NAS) == {} and settings_for("evolution", NAS) == dict(NAS["evolution"])
+    # the published name and the short one are the same algorithm, with the same settings section
+    assert settings_for("regularized_evolution", NAS) == dict(NAS["evolution"])
+    alias = run_many("regularized_evolution", planted, runs=1, budget=40, seed=3, settings=settings_for("evolution", NAS))
+    assert alias[0].algorithm == serial[0].algorithm == "regularized_evolution"

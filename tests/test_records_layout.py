@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from nares import complexity
 from nares.records import (
     RecordError,
     build_record,
@@ -20,7 +19,8 @@ from nares.records import (
     validate_record,
     write_jsonl,
 )
-from nares.space import Arch
+from nares.spaces import wrn as complexity
+from nares.spaces.wrn import Arch
 
 
 def make_inputs(epochs: int = 3) -> tuple[dict, dict]:

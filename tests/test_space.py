@@ -9,9 +9,9 @@ import sys
 import pyarrow.csv as pacsv
 import pytest
 
-from nares import complexity
 from nares.errors import ArchError
-from nares.space import (
+from nares.spaces import wrn as complexity
+from nares.spaces.wrn import (
     DEPTHS,
     N_ARCHS,
     WIDTHS,
@@ -55,6 +55,13 @@ def test_parse_forms_agree() -> None:
         ((5, 10, 5, 10, 5, "a"), "non-integer"),
         ({"D1": 5}, "lacks key 'W1'"),
         (3.5, "cannot read an architecture"),
+        ("５-１０-5-10-5-10", "ASCII digits"),  # full-width digits
+        ("5-10-5-10-5-١٠", "ASCII digits"),  # Arabic-Indic digits
+        ("5-10-5-10-5-¹⁰", "ASCII digits"),  # superscripts (str.isdigit() is true)
+        ({"D1": "5", "W1": 10, "D2": 5, "W2": 10, "D3": 5, "W3": 10}, "non-integer"),
+        ({"D1": "５", "W1": 10, "D2": 5, "W2": 10, "D3": 5, "W3": 10}, "non-integer"),
+        ({"D1": 5.7, "W1": 10, "D2": 5, "W2": 10, "D3": 5, "W3": 10}, "non-integer"),
+        ((5, 10, 5, 10, 5, "10"), "non-integer"),
     ],
 )
 def test_malformed_archs_fail_with_one_clear_line(bad: object, needle: str) -> None:
@@ -62,6 +69,26 @@ def test_malformed_archs_fail_with_one_clear_line(bad: object, needle: str) -> N
         Arch.parse(bad)  # type: ignore[arg-type]
     msg = str(exc.value)
     assert needle in msg and "\n" not in msg
+
+
+def test_a_huge_argument_is_echoed_shortened() -> None:
+    bad = "5-" * 5_000
+    with pytest.raises(ArchError) as exc:
+        Arch.parse(bad)
+    msg = str(exc.value)
+    assert len(msg) < 200 and "… (10000 chars)" in msg and msg.startswith("arch string '5-5-5-")
+    with pytest.raises(ArchError, match=r"lacks key 'W1'") as exc:
+        Arch.parse({"D1": 5, "x": "y" * 10_000})
+    assert len(str(exc.value)) < 200
+
+
+def test_shown_cuts_long_values_only() -> None:
+    from nares.errors import shown
+
+    assert shown("5-10") == "'5-10'" and shown(7) == "7"
+    long = "ab" * 100
+    assert shown(long) == repr(long)[:60] + "… (200 chars)"
+    assert shown(list(range(100))).endswith(f"… ({len(repr(list(range(100))))} chars)")
 
 
 def test_direct_construction_validates() -> None:
@@ -151,7 +178,7 @@ def test_choice_indices() -> None:
 
 def test_space_export_cli(tmp_path) -> None:
     out = tmp_path / "space.csv"
-    r = subprocess.run([sys.executable, "-m", "nares.cli", "space", "export", "--out", str(out)], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-m", "factory.cli", "space", "export", "--out", str(out)], capture_output=True, text=True, check=True)
     assert "15625" in r.stdout
     t = pacsv.read_csv(out).to_pydict()
     assert t["arch_id"] == list(range(1, N_ARCHS + 1))
@@ -160,5 +187,5 @@ def test_space_export_cli(tmp_path) -> None:
     assert t["params"][i] == 46_160_474 and (t["d1"][i], t["w1"][i]) == (5, 10)
     assert t["params"][t["arch"].index("4-8-4-8-4-8")] == 23_354_842
     assert t["macs"][t["arch"].index("4-8-4-8-4-8")] == 3_361_936_896
-    bad = subprocess.run([sys.executable, "-m", "nares.cli", "space", "export", "--out", str(tmp_path / "x.txt")], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "factory.cli", "space", "export", "--out", str(tmp_path / "x.txt")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "must be .csv or .parquet" in bad.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nares.cli import main
+from factory.cli import main
+from factory.local_s3 import LocalS3Server
 from nares.records import read_jsonl, write_jsonl
-from nares.store.local_server import LocalS3Server
 from nares.synthetic import synthetic_records
 from tests.s3_fixtures import s3_server_fixture  # noqa: F401  (fixture)
 

@@ -10,8 +10,9 @@ import pyarrow.compute as pc
 import pytest
 
 from nares.constants import CHECKPOINT_KINDS
-from nares.records import write_jsonl
-from nares.space import ArchIndex
+from nares.records import HISTORY_KEYS, HISTORY_PCT, fraction_from_pct, write_jsonl
+from nares.results.store import read_results
+from nares.spaces.wrn import ArchIndex
 from nares.store.ingest import IngestError, complete_ids, ingest_run, is_complete
 from nares.store.objects import ObjectStore
 from nares.store.tables import SHARD_ARCHS, read_tables, records_to_tables, write_tables
@@ -50,8 +51,13 @@ def make_run_dir(root: Path, record: dict, *, seed: int = 0) -> Path:
         "timestamp": "2025-01-02",
         "code_version": "0.1.0",
         "preset_hash": "abc",
-        "phases": {"train": {"wall_seconds": 120.0, "gpu_seconds": 0.0}},
+        "phases": {"train": {"device": "cpu", "device_seconds": 120.0}},
         "checkpoints": ckpts,
+        "seed": record["train"][0]["seed"],
+        "best_epoch": record["train"][0]["best_epoch"],
+        "training_time_device_days": record["train"][0]["training_time"],
+        "history": {k: fraction_from_pct(v) if k in HISTORY_PCT else v
+                    for k, v in record["train"][0].items() if k in HISTORY_KEYS},
     }
     (run / "train_done.json").write_text(json.dumps(done))
     write_jsonl(run / "record.jsonl", [record])
@@ -63,8 +69,7 @@ def make_run_dir(root: Path, record: dict, *, seed: int = 0) -> Path:
             "metric_version": 1,
             "status": "done",
             "device": "cpu",
-            "gpu_seconds": 1.5,
-            "wall_seconds": 2.0,
+            "device_seconds": 1.5,
             "started_at": "2025-01-02T10:00:00Z",
             "finished_at": "2025-01-02T10:00:02Z",
             "code_version": "0.1.0",
@@ -96,8 +101,8 @@ def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_
     ledger = t["ledger"].to_pylist()
     assert sorted(r["metric"] for r in ledger) == ["aa", "clean", "pgd", "train"]
     train_row = next(r for r in ledger if r["metric"] == "train")
-    assert train_row["gpu_seconds"] == 0.0 and train_row["device"] == "cpu"
-    assert sum(r["gpu_seconds"] for r in ledger) == pytest.approx(4.5)
+    assert train_row["device_seconds"] == 120.0 and train_row["device"] == "cpu"
+    assert sum(r["device_seconds"] for r in ledger) == pytest.approx(124.5)
     # Idempotent: ingesting the same folder again changes no table and stores no new object.
     keys = s3_store.list_keys("")
     ingest_run(s3_store, tables, runs[0])
@@ -105,6 +110,14 @@ def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_
     assert all(again[n].equals(t[n]) for n in t) and s3_store.list_keys("") == keys
     ingest_run(s3_store, tables, runs[1], arch_id=recs[1]["arch_id"])
     assert read_tables(tables)["architectures"].num_rows == 2
+    # the long-format rows: the run's training and every ledger value, the published record exported from them
+    long = read_results(tables)
+    assert sorted(set(long.column("arch_id").to_pylist())) == sorted(r["arch_id"] for r in recs)
+    pgd = [r for r in long.to_pylist() if r["arch_id"] == aid and r["evaluation"] == "pgd"]
+    assert [(r["metric"], r["value"], r["version"], r["settings_hash"], r["device_seconds"]) for r in pgd] == [
+        ("acc", 50.0, 1, "def", 1.5)]
+    hist = [r["value"] for r in long.to_pylist() if r["arch_id"] == aid and r["metric"] == "train_acc"]
+    assert hist == recs[0]["train"][0]["train_acc"]
 
 
 def test_ingest_refuses_inconsistent_runs(s3_store: ObjectStore, tmp_path: Path):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nares.store.local_server import LocalS3Server
+from factory import local_s3
+from factory.local_s3 import LocalS3Server
 from nares.store.objects import CorruptObjectError, ObjectStore, StoreError
 from nares.store.settings import StoreSettings
 from tests.s3_fixtures import running_s3_server, s3_server_fixture, s3_store_fixture  # noqa: F401  (fixtures)
@@ -110,11 +111,7 @@ def test_server_killed_mid_upload_then_restarted(tmp_path: Path):
     big_sha = hashlib.sha256(big.read_bytes()).hexdigest()
     with running_s3_server(state) as server:
         port = server.port
-        store = ObjectStore(
-            server.settings(
-                multipart_threshold=5 << 20, multipart_chunksize=5 << 20, put_attempts=1, max_attempts=1
-            )
-        )
+        store = ObjectStore(server.settings(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
         store.ensure_bucket()
         small_key, small_sha, _ = store.put_file(small)
         errors: list[BaseException] = []
@@ -134,8 +131,11 @@ def test_server_killed_mid_upload_then_restarted(tmp_path: Path):
         ):
             time.sleep(0.005)  # until the first part has landed on the server's disk
         assert server.stop(kill=True)
+        killed = time.monotonic()
         t.join(120)
         assert not t.is_alive() and errors and isinstance(errors[0], StoreError)
+        assert time.monotonic() - killed < 10  # the dead server is diagnosed at once, not retried for minutes
+        assert "connection refused" in str(errors[0])
     with running_s3_server(state, port) as server:
         store = ObjectStore(server.settings(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
         big_key = store.content_key(big_sha)
@@ -144,7 +144,12 @@ def test_server_killed_mid_upload_then_restarted(tmp_path: Path):
         assert store.list_keys("objects/") == [small_key]
         assert store.put_file(big) == (big_key, big_sha, 96 << 20)
         assert store.verify(big_key, big_sha)
-        store.clean_staging(older_than_s=0)
+        # The killed upload's parts are still on the server's disk; s3rver can neither list nor abort them.
+        orphans = server.data_dir / "nares" / local_s3.UPLOADS_DIR
+        assert len(list(orphans.iterdir())) == 1
+        done = local_s3.clean_staging(store, older_than_s=0, server=server)
+        assert (done.uploads, done.uploads_unchecked) == (1, None) and done.upload_bytes > 0
+        assert list(orphans.iterdir()) == []
         assert store.list_keys("staging/") == ["staging/.keep"]  # only the permanent anchor
     assert not os.path.exists(state / "s3rver.pid")
 

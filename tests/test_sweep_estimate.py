@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nares.complexity import macs
 from nares.config import load_preset
-from nares.space import Arch
+from nares.spaces.wrn import Arch, macs
 from nares.sweep.estimate import (
     FWD,
     fit_cost,
@@ -55,3 +54,26 @@ def test_sample_spans_the_space_and_measurement_is_a_time():
     cfg["sweep"]["estimate"].update(steps=1, batch_size=4)
     sec = measure_pass_seconds(s[0], cfg, "cpu")
     assert 0 < sec < 5
+
+
+def test_measurement_times_the_trainers_step(monkeypatch):
+    """The estimate runs `nares.train.trainer.train_step` itself (warm-up + `steps` timed calls) with the preset's
+    batch and train settings, on a network built the way the trainer builds it."""
+    import torch
+
+    import nares.train.trainer as trainer
+
+    calls = []
+    real = trainer.train_step
+
+    def spy(model, net, x, y, optimizer, tr, gen, scaler):
+        calls.append((tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last), tr["precision"],
+                      type(optimizer).__name__))
+        return real(model, net, x, y, optimizer, tr, gen, scaler)
+
+    monkeypatch.setattr(trainer, "train_step", spy)
+    cfg = load_preset("tiny")
+    cfg["sweep"]["estimate"].update(steps=3, batch_size=4)
+    sec = measure_pass_seconds(Arch.parse("4-8-4-8-4-8"), cfg, "cpu")
+    assert sec > 0
+    assert calls == [((4, 3, 32, 32), cfg["train"]["channels_last"], "fp32", "SGD")] * 4

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nares.complexity import macs
-from nares.space import N_ARCHS, Arch, arch_id
+from nares.spaces import space_for
+from nares.spaces.wrn import N_ARCHS, Arch, arch_id, macs
 from nares.sweep.selection import SweepError, order_jobs, select_archs
 
 
@@ -51,3 +51,15 @@ def test_bad_selection_names_the_value(spec, needle):
 def test_bad_order():
     with pytest.raises(SweepError, match="'random'"):
         order_jobs(select_archs("ids:1-2"), "random")
+
+
+def test_selection_reads_ids_strings_and_sampling_from_the_space():
+    sub = space_for({"space": {"depths": [4, 5], "widths": [8]}})  # 8 architectures
+    assert [str(a) for _, a in select_archs("all", sub)] == [str(a) for _, a in sub.index()]
+    assert len(select_archs("sample:8@1", sub)) == 8
+    with pytest.raises(SweepError, match="'1-9' is outside 1..8"):
+        select_archs("ids:1-9", sub)
+    with pytest.raises(SweepError, match="depth1=7 is not one of"):
+        select_archs("list:7-8-4-8-4-8", sub)
+    pairs = order_jobs(select_archs("all", sub), "largest_first", width_base=1, space=sub)
+    assert str(pairs[0][1]) == "5-8-5-8-5-8" and str(pairs[-1][1]) == "4-8-4-8-4-8"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nares import complexity
 from nares.constants import CORRUPTIONS
 from nares.errors import NaresError
-from nares.nas.encoding import digits, neighbour_table
 from nares.records import validate_record
-from nares.space import DEPTHS, N_ARCHS, WIDTHS, Arch, all_archs, arch_id
+from nares.spaces import wrn as complexity
+from nares.spaces.wrn import DEPTHS, N_ARCHS, SPACE, WIDTHS, Arch, all_archs, arch_id
 from nares.synthetic import (
     PENALTY_WEIGHTS,
     PLANTED_OPTIMUM,
@@ -74,11 +73,11 @@ def test_planted_objective_within_noise_bound(records):
 
 
 def test_every_non_optimum_has_a_better_neighbour_beyond_the_noise():
-    idx = digits(np.arange(N_ARCHS))
-    opt = digits(np.arange(N_ARCHS))[[a == PLANTED_OPTIMUM for a in all_archs()].index(True)]
+    idx = SPACE.digits(np.arange(N_ARCHS))
+    opt = SPACE.digits(np.arange(N_ARCHS))[[a == PLANTED_OPTIMUM for a in all_archs()].index(True)]
     planted = VAL_PGD_BASE - ((idx - opt) ** 2 * np.array(PENALTY_WEIGHTS)).sum(axis=1) / 16
     assert planted[0] == pytest.approx(planted_val_pgd(all_archs()[0]))
-    gain = planted[neighbour_table()].max(axis=1) - planted
+    gain = planted[SPACE.neighbour_table()].max(axis=1) - planted
     non_opt = planted < VAL_PGD_BASE
     assert non_opt.sum() == N_ARCHS - 1
     assert gain[non_opt].min() > 2 * VAL_NOISE_BOUND

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nares.config import load_preset
-from nares.models import build_model
+from nares.spaces.wrn import build_model
 from nares.train.checkpoints import (
     PENDING_BEST,
     RunError,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nares.config import load_preset
-from nares.models import build_model
+from nares.spaces.wrn import build_model
 from nares.train.optim import decays, lr_at, make_optimizer
 
 ARCH = "4-8-4-8-4-8"

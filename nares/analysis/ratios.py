@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from nares.models import stage_channels
-from nares.space import Arch
+from nares.spaces.wrn import Arch, stage_channels
 
 
 def depth_share(arch: Arch) -> float:

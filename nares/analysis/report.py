@@ -1,8 +1,10 @@
 """`build_report`: the paper's analyses (PROTOCOL §8) as PNG figures, `report.json` and `index.html`.
 
-Figures use matplotlib's Agg backend. PCA runs on the raw 6-dim encodings (D1, W1, D2, W2, D3, W3)
-standardised per coordinate over the fitted points, so each loading reads as "how much this
-coordinate separates the sets"; it is fitted on the union of the best and worst sets.
+Figures use matplotlib's Agg backend. The figures over coordinates read the dataset's search space
+(`dataset.space`, WRN when absent): one box plot per coordinate column of its `coord_schema`, and PCA on
+the raw coordinate vectors (for WRN the 6-dim D1, W1, D2, W2, D3, W3) standardised per coordinate over the
+fitted points, so each loading reads as "how much this coordinate separates the sets"; it is fitted on the
+union of the best and worst sets. The depth/width ratio figure exists for the WRN space only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from nares.analysis.pca import pca
 from nares.analysis.ratios import depth_share, width_per_depth
 from nares.analysis.stats import kendall_tau, pearson, spearman
 from nares.io import atomic_write
-from nares.space import COORD_COLUMNS, JSONL_KEYS
+from nares.spaces import SearchSpace
+from nares.spaces.wrn import SPACE as WRN
+from nares.spaces.wrn import WRNSpace
 
 BEST_RANK = 16
 
@@ -63,18 +67,26 @@ def _fig_complexity(df, out: Path) -> str:
     return _save(fig, out, "accuracy_vs_complexity.png")
 
 
-def _fig_coordinates(df, out: Path) -> str:
+def _coord_columns(space: SearchSpace) -> list[str]:
+    return [c for c, _ in space.coord_schema]
+
+
+def _fig_coordinates(df, out: Path, space: SearchSpace, y: str = "TEST_PGD_ACC",
+                     what: str = "PGD-20 test accuracy") -> str:
     plt = _plt()
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True)
-    for k, (name, col) in enumerate(zip(JSONL_KEYS, COORD_COLUMNS, strict=True)):
+    cols = _coord_columns(space)
+    fig, axes = plt.subplots(2, (len(cols) + 1) // 2, figsize=(13, 7.5), sharey=True, squeeze=False)
+    for k, col in enumerate(cols):
+        name = col.upper()
         ax = axes[k % 2, k // 2]
         values = sorted(df[col].unique())
-        ax.boxplot([df.loc[df[col] == v, "TEST_PGD_ACC"].to_numpy() for v in values],
+        ax.boxplot([df.loc[df[col] == v, y].to_numpy() for v in values],
                    tick_labels=[str(v) for v in values], showfliers=False)
         ax.set_xlabel(name)
-        ax.set_ylabel("TEST_PGD_ACC (%)")
+        ax.set_ylabel(f"{y} (%)")
         ax.grid(alpha=0.3)
-    fig.suptitle("PGD-20 test accuracy per value of each depth (top) and width (bottom) coordinate")
+    fig.suptitle(f"{what} per value of each depth (top) and width (bottom) coordinate"
+                 if isinstance(space, WRNSpace) else f"{what} per value of each coordinate")
     return _save(fig, out, "coordinate_distributions.png")
 
 
@@ -105,32 +117,33 @@ def _fig_ratios(df, archs, out: Path, stats: dict) -> str:
     return _save(fig, out, "design_ratios.png")
 
 
-def _fig_pareto(df, ranks, best, worst, out: Path) -> str:
+def _fig_pareto(df, ranks, best, worst, out: Path, y: str = "TEST_PGD_ACC",
+                what: str = "PGD-20 test accuracy") -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    sc = ax.scatter(df["MACS"], df["TEST_PGD_ACC"], c=ranks, cmap="viridis_r", s=25 if len(df) < 500 else 5, linewidths=0)
-    ax.scatter(df["MACS"].iloc[worst], df["TEST_PGD_ACC"].iloc[worst], s=10, facecolors="none", edgecolors="tab:blue",
+    sc = ax.scatter(df["MACS"], df[y], c=ranks, cmap="viridis_r", s=25 if len(df) < 500 else 5, linewidths=0)
+    ax.scatter(df["MACS"].iloc[worst], df[y].iloc[worst], s=10, facecolors="none", edgecolors="tab:blue",
                linewidths=0.6, label=f"worst set ({len(worst)})")
-    ax.scatter(df["MACS"].iloc[best], df["TEST_PGD_ACC"].iloc[best], s=10, facecolors="none", edgecolors="tab:red",
+    ax.scatter(df["MACS"].iloc[best], df[y].iloc[best], s=10, facecolors="none", edgecolors="tab:red",
                linewidths=0.6, label=f"best set: rank < {BEST_RANK} ({len(best)})")
     front = np.flatnonzero(ranks == 0)
     front = front[np.argsort(df["MACS"].to_numpy()[front])]
-    ax.plot(df["MACS"].iloc[front], df["TEST_PGD_ACC"].iloc[front], color="black", lw=1, label="Pareto front (rank 0)")
+    ax.plot(df["MACS"].iloc[front], df[y].iloc[front], color="black", lw=1, label="Pareto front (rank 0)")
     fig.colorbar(sc, ax=ax, label="Pareto rank")
     ax.set_xlabel("MACs (M)")
-    ax.set_ylabel("TEST_PGD_ACC (%)")
+    ax.set_ylabel(f"{y} (%)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    ax.set_title("Pareto rank on (PGD-20 test accuracy ↑, MACs ↓)")
+    ax.set_title(f"Pareto rank on ({what} ↑, MACs ↓)")
     return _save(fig, out, "pareto_rank.png")
 
 
-def _fig_pca(enc, best, worst, out: Path, stats: dict) -> str | None:
+def _fig_pca(enc, names: list[str], best, worst, out: Path, stats: dict) -> str | None:
     idx = np.r_[best, worst]
     if len(idx) < 3:
         return None
     fit = pca(enc[idx], 2, standardize=True)
-    stats["pca"] = {"components": dict(zip(("PC1", "PC2"), (dict(zip(JSONL_KEYS, c.round(4).tolist(), strict=True))
+    stats["pca"] = {"components": dict(zip(("PC1", "PC2"), (dict(zip(names, c.round(4).tolist(), strict=True))
                                                                for c in fit.components), strict=False)),
                     "explained_variance_ratio": fit.explained_variance_ratio.round(4).tolist()}
     plt = _plt()
@@ -144,10 +157,10 @@ def _fig_pca(enc, best, worst, out: Path, stats: dict) -> str | None:
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
     width = 0.38
-    pos = np.arange(len(JSONL_KEYS))
+    pos = np.arange(len(names))
     for k, comp in enumerate(fit.components):
         axes[1].bar(pos + (k - 0.5) * width, comp, width, label=f"PC{k + 1}")
-    axes[1].set_xticks(pos, JSONL_KEYS)
+    axes[1].set_xticks(pos, names)
     axes[1].axhline(0, color="black", lw=0.6)
     axes[1].set_ylabel("loading (standardised encoding)")
     axes[1].legend(fontsize=8)
@@ -169,6 +182,7 @@ def _fig_val_test(df, out: Path, stats: dict) -> str:
 
 def build_report(dataset, out: str | Path) -> Path:
     """Write the figures, `report.json` and `index.html` of `dataset` under `out`; returns index.html."""
+    space = getattr(dataset, "space", None) or WRN
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     df = dataset.frame()
@@ -178,20 +192,23 @@ def build_report(dataset, out: str | Path) -> Path:
     best, worst = best_and_worst(df["TEST_PGD_ACC"].to_numpy(), df["MACS"].to_numpy(), BEST_RANK, ranks=ranks)
     stats["pareto"] = {"fronts": int(ranks.max()) + 1, "front_size": int((ranks == 0).sum()), "best_set": len(best),
                        "front": [str(archs[i]) for i in np.flatnonzero(ranks == 0)]}
-    enc = np.array([a.to_tuple() for a in archs], dtype=np.float64)
+    cols = _coord_columns(space)
+    enc = np.array([[space.coords(a)[c] for c in cols] for a in archs], dtype=np.float64)
+    wrn = isinstance(space, WRNSpace)
     figures = [
         ("Accuracy vs #Params and #MACs", _fig_complexity(df, out)),
-        ("Distributions per depth and width value", _fig_coordinates(df, out)),
+        ("Distributions per depth and width value" if wrn else "Distributions per coordinate value",
+         _fig_coordinates(df, out, space)),
         ("Stable accuracy and Lipschitz vs robustness", _fig_stable_lipschitz(df, out, stats)),
-        ("Depth/width ratios vs robustness", _fig_ratios(df, archs, out, stats)),
+        ("Depth/width ratios vs robustness", _fig_ratios(df, archs, out, stats) if wrn else None),
         ("Pareto rank", _fig_pareto(df, ranks, best, worst, out)),
-        ("PCA of the best and worst sets", _fig_pca(enc, best, worst, out, stats)),
+        ("PCA of the best and worst sets", _fig_pca(enc, [c.upper() for c in cols], best, worst, out, stats)),
         ("Validation vs test", _fig_val_test(df, out, stats)),
     ]
     with atomic_write(out / "report.json", "w") as fh:
         json.dump(_finite(stats), fh, indent=1, allow_nan=False)
     with atomic_write(out / "index.html", "w") as fh:
-        fh.write(_html(stats, [(t, f) for t, f in figures if f]))
+        fh.write(_html(stats, [(t, f) for t, f in figures if f], [c.upper() for c in cols]))
     return out / "index.html"
 
 
@@ -206,7 +223,7 @@ def _finite(obj):
     return obj
 
 
-def _html(stats: dict, figures: list[tuple[str, str]]) -> str:
+def _html(stats: dict, figures: list[tuple[str, str]], names: list[str], objective: str = "TEST_PGD_ACC") -> str:
     corr_rows = "".join(
         f"<tr><td>{html.escape(k.replace('~', ' vs '))}</td>" + "".join(f"<td>{v[c]:.3f}</td>" for c in ("pearson", "spearman", "kendall"))
         + "</tr>" for k, v in stats.items() if "~" in k)
@@ -223,10 +240,10 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 <body><h1>NARes analysis report</h1>
 <p>Data: {html.escape(str(stats['source']))} — {stats['architectures']} architectures.
 Accuracies in percent (validation at the best epoch, test with the best checkpoint); MACs and Params in millions.</p>
-<p>Pareto ranks on (TEST_PGD_ACC ↑, MACs ↓): {p['fronts']} fronts, {p['front_size']} architectures on the front,
+<p>Pareto ranks on ({html.escape(objective)} ↑, MACs ↓): {p['fronts']} fronts, {p['front_size']} architectures on the front,
 best set (rank &lt; {BEST_RANK}) of {p['best_set']}; worst set of the same size by inverse rank.</p>
 <h2>Correlations</h2><table><tr><th>pair</th><th>Pearson</th><th>Spearman</th><th>Kendall τ-b</th></tr>{corr_rows}</table>
-<h2>PCA loadings (standardised D1…W3)</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in JSONL_KEYS)}</tr>{pca_rows}</table>
+<h2>PCA loadings (standardised {names[0]}…{names[-1]})</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in names)}</tr>{pca_rows}</table>
 {figs}
 </body></html>
 """

@@ -3,6 +3,7 @@
 A fetcher is any callable `fetch(key, dest)` that writes object `key` to the local file `dest` and returns
 the sha256 of what it wrote when it computed one (else None):
 `store_fetcher()` reads the project's object store, `local_fetcher(folder)` reads `<folder>/<key>`,
+`file_fetcher(path)` one file (a release's DVC-pulled `checkpoints/<arch>/<kind>.pt`, `release_checkpoint`),
 `s3_fetcher(bucket, ...)` downloads from any S3-compatible bucket. The file's sha256 must match the manifest before it is loaded, and it
 is loaded with `torch.load(weights_only=True)` (no code execution).
 """
@@ -37,12 +38,29 @@ def local_fetcher(folder: str | Path) -> Fetcher:
     return fetch
 
 
+def release_checkpoint(release_dir: str | Path, arch, kind: str) -> Path | None:
+    """The file `dvc pull releases/<V>/checkpoints/<arch>` put in a release folder, or None when not pulled."""
+    path = Path(release_dir) / "checkpoints" / str(arch) / f"{kind}.pt"
+    return path if path.is_file() else None
+
+
+def file_fetcher(path: str | Path) -> Fetcher:
+    """One local file (e.g. a DVC-pulled checkpoint) standing for whatever key is asked."""
+
+    def fetch(key: str, dest: Path) -> None:
+        shutil.copyfile(path, dest)
+
+    return fetch
+
+
 def s3_fetcher(bucket: str, *, prefix: str = "", endpoint_url: str | None = None, client=None) -> Fetcher:
     """Objects `s3://<bucket>/<prefix><key>` (credentials from the usual AWS environment/config)."""
     if client is None:
         import boto3
 
-        client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("NARES_S3_ENDPOINT"))
+        from nares.environment import environment
+
+        client = boto3.client("s3", endpoint_url=endpoint_url or environment().source.get("NARES_S3_ENDPOINT"))
 
     def fetch(key: str, dest: Path) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -91,7 +109,7 @@ def load_verified_model(path: Path, arch, width_base: int | None = None):
     """The PreActWRN of `arch` with the weights of checkpoint `path` (`{"state_dict", "meta"}`), in eval mode."""
     import torch
 
-    from nares.models import build_model
+    from nares.spaces.wrn import build_model
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

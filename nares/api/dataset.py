@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +26,53 @@ from nares.api.checkpoints import (
     CheckpointError,
     Fetcher,
     fetch_verified,
+    file_fetcher,
     load_verified_model,
     local_fetcher,
+    release_checkpoint,
     store_fetcher,
 )
+from nares.api.jsonl import ParseReport
 from nares.api.metrics import Metric, MetricError, get_metric
-from nares.api.summary import build_summary, read_table_dir, table_files
-from nares.errors import ArchError, DataError
-from nares.space import COORD_COLUMNS, Arch
+from nares.api.summary import CORRUPT_PCT, build_summary, read_table_dir, table_files
+from nares.errors import ArchError, DataError, shown
+from nares.spaces.base import SearchSpace
+from nares.spaces.wrn import COORD_COLUMNS, SPACE, Arch
 
 ArchLike = Arch | str | Sequence[int] | dict | int
 RECORD_TABLES = ("architectures", "runs", "history", "test_metrics", "corruptions")
+ROW_GROUP_ROWS = 65_536  # cached jsonl tables: row groups small enough for arch_id pruning on a query
+
+
+def _int_column(col: pa.ChunkedArray) -> np.ndarray:
+    """A null-free integer column as numpy, read from its buffers (`to_numpy` would import pandas,
+    ~0.3 s of a cached open)."""
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    parts = [np.frombuffer(c.buffers()[1], dtype=dtype, count=len(c), offset=c.offset * dtype.itemsize)
+             for c in col.chunks]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 class Dataset:
     """A NARes table of architectures. Open with `open_dataset` (release version, folder or jsonl)."""
 
-    def __init__(self, tables_root: Path, summary: pa.Table, source: str):
+    def __init__(self, tables_root: Path, summary: pa.Table, source: str, report: ParseReport | None = None):
         self.root = Path(tables_root)
         self.source = source
         self.summary = summary
-        self._ids = summary.column("arch_id").to_numpy()
-        self._row = {int(a): i for i, a in enumerate(self._ids)}
-        self._by_arch = {s: int(a) for s, a in zip(summary.column("arch").to_pylist(), self._ids, strict=True)}
+        self.report = report or ParseReport(n_records=summary.num_rows)  # odd values read from a jsonl
+        self._ids = _int_column(summary.column("arch_id"))
+        self._row = dict(zip(self._ids.tolist(), range(len(self._ids)), strict=True))
         self._values: dict[Metric, np.ndarray] = {}
+
+    @property
+    def space(self) -> SearchSpace:
+        """The data set's search space (the WRN macro space: the published layout and its tables)."""
+        return SPACE
+
+    @cached_property
+    def _by_arch(self) -> dict[str, int]:
+        return dict(zip(self.summary.column("arch").to_pylist(), self._ids.tolist(), strict=True))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -81,7 +105,9 @@ class Dataset:
             if int(arch) not in self._row:
                 raise ArchError(f"arch_id {arch} is not in this dataset ({self.source})")
             return int(arch)
-        key = str(Arch.parse(arch))
+        if not isinstance(arch, Arch) and callable(getattr(arch, "to_tuple", None)):
+            arch = arch.to_tuple()  # an Arch of another package (the official NARes code's)
+        key = "-".join(map(str, Arch.parse(arch).to_tuple()))
         if key not in self._by_arch:
             raise ArchError(f"architecture {key} is not in this dataset ({self.source})")
         return self._by_arch[key]
@@ -96,7 +122,9 @@ class Dataset:
         m = Metric.parse(metric)
         if m not in self._values:
             col = self.summary.column(m.column)
-            if m.unit == "epoch":
+            if m is Metric.TEST_CORRUPT_ACC and CORRUPT_PCT in self.summary.column_names:
+                arr = self.summary.column(CORRUPT_PCT).to_numpy(zero_copy_only=False).astype(np.float64)
+            elif m.unit == "epoch":
                 arr = col.to_numpy().astype(np.int64)
             else:
                 arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -164,6 +192,9 @@ class Dataset:
                 tables[name] = empty_table(name)
         tables["architectures"] = tables["architectures"].sort_by("arch_id")
         by_id = {r["arch_id"]: r for r in tables_to_records(tables)}
+        if self.report.odd:
+            for r in by_id.values():
+                _missing_as_none(r)
         return [by_id[i] for i in ids]
 
     def query(self, arch: ArchLike) -> dict:
@@ -183,7 +214,10 @@ class Dataset:
     def mask(self, *, min_params: float | None = None, max_params: float | None = None,
              min_macs: float | None = None, max_macs: float | None = None, **coords: int | Iterable[int]) -> np.ndarray:
         """Boolean row mask. Bounds are inclusive raw counts (`max_macs=10e9` = 10 GMACs); `d1=4`,
-        `w3=(12, 14)` keep architectures whose coordinate takes one of the given values."""
+        `w3=(12, 14)` keep architectures whose coordinate takes one of the given values. Bad filters
+        (see `check_filters`) are refused before any filtering."""
+        bounds = {"min_params": min_params, "max_params": max_params, "min_macs": min_macs, "max_macs": max_macs}
+        coords = check_filters(bounds, coords)
         keep = np.ones(len(self), dtype=bool)
         for col, lo, hi in (("params", min_params, max_params), ("macs", min_macs, max_macs)):
             arr = self.summary.column(col).to_numpy()
@@ -191,11 +225,8 @@ class Dataset:
                 keep &= arr >= lo
             if hi is not None:
                 keep &= arr <= hi
-        for name, allowed in coords.items():
-            if name.lower() not in COORD_COLUMNS:
-                raise ArchError(f"unknown filter {name!r} (filters: min_/max_params, min_/max_macs, {', '.join(COORD_COLUMNS)})")
-            vals = [allowed] if isinstance(allowed, int) else list(allowed)
-            keep &= np.isin(self.summary.column(name.lower()).to_numpy(), vals)
+        for name, vals in coords.items():
+            keep &= np.isin(self.summary.column(name).to_numpy(), vals)
         return keep
 
     def filter(self, **bounds: Any) -> list[Arch]:
@@ -209,6 +240,8 @@ class Dataset:
         (`Metric.higher_is_better`); `best_first=False` lists the worst first. NaNs are skipped.
         """
         m = Metric.parse(metric)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise DataError(f"k={shown(k)} must be a positive integer (how many architectures to list)")
         vals = self.values(m).astype(np.float64)
         rows = np.flatnonzero(self.mask(**bounds) & ~np.isnan(vals))
         key = -vals[rows] if m.higher_is_better == best_first else vals[rows]
@@ -273,15 +306,48 @@ class Dataset:
         """The trained PreActWRN of `arch` (eval mode) with weights verified against the manifest's sha256.
 
         `fetch(key, dest)` downloads an object (`store_fetcher`, `s3_fetcher`, `local_fetcher`). By default
-        objects come from `$NARES_OBJECTS_DIR` or the release folder's `objects/` when present, else from
-        the project's object store (`nares.store.objects`). Files are cached by sha256.
+        objects come from the release folder's DVC-pulled `checkpoints/<arch>/<kind>.pt`, else `$NARES_OBJECTS_DIR`
+        or the release folder's `objects/` when present, else from the project's object store
+        (`nares.store.objects`). Files are cached by sha256.
         """
         entry = self.checkpoint_entry(arch, checkpoint)
-        if fetch is None:
+        pulled = release_checkpoint(self.root.parent, self.arch_of(arch), checkpoint) if fetch is None else None
+        if pulled is not None:  # `dvc pull releases/<V>/checkpoints/<arch>` put it here (checked all the same)
+            fetch = file_fetcher(pulled)
+        elif fetch is None:
             local = os.environ.get("NARES_OBJECTS_DIR") or self.root.parent / "objects"
             fetch = local_fetcher(local) if Path(local).is_dir() else store_fetcher()
         path = fetch_verified(fetch, entry["key"], entry["sha256"], cache.cache_root() / "checkpoints")
         return load_verified_model(path, self.arch_of(arch), width_base)
+
+
+def check_filters(bounds: dict[str, Any], coords: dict[str, Any], label=lambda key: key) -> dict[str, list[int]]:
+    """Refuse a bad filter in one line naming it (`label(key)`), its value and what is allowed: a bound
+    that is not a finite non-negative number, an unknown coordinate, a value outside DEPTHS/WIDTHS.
+    Returns the coordinate filters as {column: [values]}."""
+    import math
+
+    from nares.spaces.wrn import DEPTHS, WIDTHS
+
+    for key, v in bounds.items():
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not math.isfinite(v) or v < 0:
+            raise DataError(f"{label(key)}={shown(v)} is not allowed: give a finite non-negative number")
+    out = {}
+    for name, allowed in coords.items():
+        col = str(name).lower()
+        if col not in COORD_COLUMNS:
+            raise ArchError(f"unknown filter {shown(name)} (filters: min_/max_params, min_/max_macs, "
+                            f"{', '.join(COORD_COLUMNS)})")
+        vals = [allowed] if isinstance(allowed, int | np.integer) else list(allowed)
+        choices = DEPTHS if col.startswith("d") else WIDTHS
+        bad = [v for v in vals if isinstance(v, bool) or not isinstance(v, int | np.integer) or v not in choices]
+        if bad or not vals:
+            raise ArchError(f"{label(col)}={shown(bad[0] if bad else vals)} is not allowed: "
+                            f"{col} takes values among {list(choices)}")
+        out[col] = [int(v) for v in vals]
+    return out
 
 
 # ---------------------------------------------------------------- opening
@@ -291,7 +357,7 @@ def _summary_for(root: Path) -> pa.Table:
     target = cache.cache_root() / "summary" / f"{cache.folder_fingerprint(files)}.parquet"
     if target.is_file():
         try:
-            return pq.read_table(target)
+            return pq.ParquetFile(target).read()  # not read_table: it imports pyarrow.dataset (and pandas)
         except (pa.ArrowInvalid, OSError):
             pass
     summary = build_summary(root)
@@ -316,44 +382,95 @@ def _tables_root(folder: Path) -> Path | None:
     return None
 
 
-def _open_jsonl(path: Path) -> Dataset:
-    """Parse a published-layout jsonl once into Parquet tables in the user cache (keyed by sha256)."""
-    from nares.records import iter_jsonl
-    from nares.store.tables import records_to_tables, write_tables
+JSONL_FORMAT = "v2"  # cache entry layout: tables/<name>.parquet, summary.parquet, report.json
+
+
+def _open_jsonl(path: Path, strict: bool = False) -> Dataset:
+    """Parse a published-layout jsonl once into Parquet tables in the user cache (keyed by sha256).
+
+    Odd values (see `nares.api.jsonl`) are kept and summarised in one line on stderr; `strict`
+    refuses them. The parse report is cached with the tables, so a reopen says the same."""
+    import json
+    import sys
+
+    from nares.api.jsonl import read_jsonl_tables
 
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
-    entry = cache.jsonl_entry(cache.file_sha256(path))
-    if not (entry / "summary.parquet").is_file():
+    if path.stat().st_size == 0:
+        raise DataError(f"data file {path} holds no records")
+    digest = cache.known_sha256(path)
+    entry = cache.jsonl_entry(f"{digest}.{JSONL_FORMAT}") if digest else None
+    if entry is None or not (entry / "summary.parquet").is_file():
+        stat = path.stat()
+        parsed = read_jsonl_tables(path, strict=strict)  # hashes the file while reading it
+        cache.remember_sha256(path, parsed.sha256, stat)
+        entry = cache.jsonl_entry(f"{parsed.sha256}.{JSONL_FORMAT}")
+        report, summary = parsed.report, parsed.summary()
         tmp = entry.with_name(f"{entry.name}.{os.getpid()}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            write_tables(records_to_tables(iter_jsonl(path)), tmp / "tables")
-            pq.write_table(build_summary(tmp / "tables"), tmp / "summary.parquet")
+            if (entry / "summary.parquet").is_file():  # the same content, cached under another name
+                raise FileExistsError
+            parsed.write(tmp / "tables", ROW_GROUP_ROWS)
+            (tmp / "report.json").write_text(json.dumps(report.to_json()))
+            pq.write_table(summary, tmp / "summary.parquet")  # last: its presence marks a whole entry
             try:
                 os.replace(tmp, entry)  # an entry appears whole (summary.parquet inside) or not at all
             except OSError:
                 if not (entry / "summary.parquet").is_file():
                     raise  # not a concurrent writer's finished entry
+        except FileExistsError:
+            pass
+        except OSError:  # a read-only or full cache only costs speed: serve this open from a private folder
+            import tempfile
+
+            entry = Path(tempfile.mkdtemp(prefix="nares-jsonl-"))
+            parsed.write(entry / "tables", ROW_GROUP_ROWS)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return Dataset(entry / "tables", pq.read_table(entry / "summary.parquet"), source=str(path))
+    else:
+        summary = pq.ParquetFile(entry / "summary.parquet").read()
+        report = ParseReport.from_json(json.loads((entry / "report.json").read_text()))
+    if report.odd:
+        if strict:
+            raise report.strict_error(path)
+        print(report.summary(path), file=sys.stderr)
+    return Dataset(entry / "tables", summary, source=str(path), report=report)
 
 
-def open_folder(folder: str | Path) -> Dataset:
+def _missing_as_none(record: dict) -> None:
+    """In a record read tolerantly: missing values (NaN) as None, per-epoch lists without trailing padding."""
+    tr, tb = record["train"][0], record["test_best"][0]
+    for k, v in tr.items():
+        if isinstance(v, list):
+            vals = [None if x is None or x != x else x for x in v]
+            while vals and vals[-1] is None:
+                vals.pop()
+            tr[k] = vals
+    for k, v in tb.items():
+        if isinstance(v, float) and v != v:
+            tb[k] = None
+
+
+def open_folder(folder: str | Path, *, strict: bool = False) -> Dataset:
     """A release folder (Parquet tables, directly or under `tables/`, else its `cifar10.jsonl`)."""
     folder = Path(folder)
     root = _tables_root(folder)
     if root is not None:
         return Dataset(root, _summary_for(root), source=str(folder))
     if (folder / "cifar10.jsonl").is_file():
-        return _open_jsonl(folder / "cifar10.jsonl")
+        return _open_jsonl(folder / "cifar10.jsonl", strict)
     raise DataError(f"{folder} holds neither Parquet tables nor a cifar10.jsonl")
 
 
-def open_dataset(source: str | Path | None = None, *, release: str | None = None, data: str | Path | None = None) -> Dataset:
+def open_dataset(source: str | Path | None = None, *, release: str | None = None, data: str | Path | None = None,
+                 strict: bool = False) -> Dataset:
     """Open a dataset from exactly one of: `release` (a version, fetched with `nares.release.fetch_release`),
-    `data` (a published-layout `cifar10.jsonl`), or `source` (a jsonl file or release folder)."""
+    `data` (a published-layout `cifar10.jsonl`), or `source` (a jsonl file or release folder).
+
+    A jsonl is read tolerantly (what the official NARes class reads; odd values kept as missing and
+    summarised on stderr, see `nares.api.jsonl`); `strict=True` refuses any odd value."""
     given = [x for x in (source, release, data) if x is not None]
     if len(given) != 1:
         raise DataError("give exactly one of a release version, a data file or a folder")
@@ -365,5 +482,5 @@ def open_dataset(source: str | Path | None = None, *, release: str | None = None
         return open_folder(fetch_release(release))
     path = Path(data if data is not None else source)  # type: ignore[arg-type]
     if path.is_dir():
-        return open_folder(path)
-    return _open_jsonl(path)
+        return open_folder(path, strict=strict)
+    return _open_jsonl(path, strict)

@@ -7,10 +7,11 @@ PERCENTAGES (0–100), losses and Lipschitz estimates are raw, `MACS`/`PARAMS` a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
+
+import numpy as np
 
 from nares.errors import NaresError
 
@@ -26,8 +27,9 @@ class Metric(Enum):
     accuracy, ties → earlier epoch). VAL_* use the validation set (CIFAR-10.1 in the full protocol);
     TRAIN_* are the adversarial (PGD-7) training loss/accuracy of that epoch; TEST_* are measured on
     the CIFAR-10 test set with the best checkpoint. TEST_CORRUPT_ACC is the mean accuracy over the
-    95 CIFAR-10-C cells (19 corruptions × 5 severities); it is missing (None/NaN) where CIFAR-10-C
-    was not evaluated.
+    95 CIFAR-10-C cells (19 corruptions × 5 severities), summed in the official class's order (mean
+    over severities of the mean over corruptions: bit-identical values); it is missing (None/NaN)
+    where CIFAR-10-C was not evaluated.
     """
 
     MACS = "MACS"
@@ -119,8 +121,9 @@ _SPEC: dict[Metric, tuple[str, tuple[str, ...], str]] = {
 def get_metric(record: Mapping[str, Any], metric: Metric | str) -> float | int | None:
     """The value of `metric` in a published-layout record, in the record's own units (percent, millions).
 
-    VAL_*/TRAIN_* read the per-epoch lists at `best_epoch`; TEST_CORRUPT_ACC averages the cells
-    present (None when `corruptions` is empty).
+    VAL_*/TRAIN_* read the per-epoch lists at `best_epoch`; TEST_CORRUPT_ACC is the official class's
+    mean over severities of the mean over corruptions (`nares.api.summary.corrupt_acc_pct`; the mean
+    of the cells present when the 19 × 5 grid is incomplete; None when `corruptions` is empty).
     """
     m = Metric.parse(metric)
     path = _SPEC[m][1]
@@ -134,7 +137,14 @@ def get_metric(record: Mapping[str, Any], metric: Metric | str) -> float | int |
             return train[path[1]][train["best_epoch"]]
         if path[0] == "test":
             return test[path[1]]
-        cells = [cell["acc"] for sev in test["corruptions"].values() for cell in sev.values()]
+        corr = test.get("corruptions") or {}
+        cells = [cell["acc"] for sev in corr.values() for cell in sev.values()]
     except (KeyError, IndexError, TypeError) as e:
         raise MetricError(f"record {record.get('arch_id', '?')} has no value for {m.value} ({e!r})") from None
-    return math.fsum(cells) / len(cells) if cells else None
+    if not cells:
+        return None
+    from nares.api.summary import corrupt_acc_pct
+
+    names = [i for i, sev in enumerate(corr.values()) for _ in sev]
+    sevs = [int(s) for sev in corr.values() for s in sev]
+    return float(corrupt_acc_pct(np.array([len(cells)]), np.array(names), np.array(sevs), np.array(cells, float))[0])

@@ -6,13 +6,16 @@ the history rows of each best epoch. Internal units: accuracies as fractions, ex
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nares.api.metrics import Metric
+from nares.constants import CORRUPTIONS, SEVERITIES
 from nares.errors import DataError
 from nares.space_table import SPACE_SCHEMA
 
@@ -29,6 +32,9 @@ TEST_COLUMNS = {
     "cw_lip": Metric.TEST_CW_LIP, "aa_acc": Metric.TEST_AA_ACC, "corrupt_acc": Metric.TEST_CORRUPT_ACC,
 }
 ARCH_COLUMNS = tuple(SPACE_SCHEMA.names)  # every column of the `architectures` table
+# TEST_CORRUPT_ACC in percent, as the official class computes it (no round trip through a fraction)
+CORRUPT_PCT = "test_corrupt_acc_pct"
+N_CORRUPTIONS, N_SEVERITIES = len(CORRUPTIONS), len(SEVERITIES)
 
 
 def table_files(root: Path, name: str) -> list[Path]:
@@ -49,12 +55,76 @@ def read_table_dir(root: Path, name: str, columns: list[str] | None = None, filt
     return pq.read_table(source, columns=columns, filters=filters)
 
 
+def corrupt_acc_pct(cells_per_arch: np.ndarray, names: np.ndarray, severities: np.ndarray,
+                    acc_pct: np.ndarray) -> np.ndarray:
+    """TEST_CORRUPT_ACC (percent) of each architecture, computed as the official NARes class does.
+
+    Rows are corruption cells grouped by architecture (`cells_per_arch[i]` rows each, in file order).
+    A complete grid (19 distinct corruptions × severities 1..5) gives the mean over severities of the
+    mean over corruptions, with numpy's summation order (`grid.mean(axis=0)`, then `np.mean`), so the
+    value is bit-identical to the official one; an incomplete grid gives the mean of its cells; none, NaN.
+    """
+    n = len(cells_per_arch)
+    out = np.full(n, np.nan)
+    starts = np.cumsum(cells_per_arch) - cells_per_arch
+    full = np.flatnonzero(cells_per_arch == N_CORRUPTIONS * N_SEVERITIES)
+    if len(full):
+        rows = starts[full][:, None] + np.arange(N_CORRUPTIONS * N_SEVERITIES)[None, :]
+        sev = severities[rows].reshape(len(full), N_CORRUPTIONS, N_SEVERITIES).astype(np.int64)
+        name = names[rows].reshape(len(full), N_CORRUPTIONS, N_SEVERITIES)
+        order = np.argsort(sev, axis=2, kind="stable")
+        sev = np.take_along_axis(sev, order, axis=2)
+        grid = np.ascontiguousarray(np.take_along_axis(acc_pct[rows].reshape(sev.shape), order, axis=2))
+        first = np.sort(name[:, :, 0], axis=1)
+        ok = ((sev == np.arange(1, N_SEVERITIES + 1)).all(axis=(1, 2)) & (name == name[:, :, :1]).all(axis=(1, 2))
+              & (np.diff(first, axis=1) != 0).all(axis=1))
+        out[full[ok]] = grid[ok].mean(axis=1).mean(axis=1)
+        partial = np.setdiff1d(np.flatnonzero(cells_per_arch > 0), full[ok])
+    else:
+        partial = np.flatnonzero(cells_per_arch > 0)
+    for i in partial:
+        out[i] = math.fsum(acc_pct[starts[i]:starts[i] + cells_per_arch[i]]) / cells_per_arch[i]
+    return out
+
+
+def corrupt_acc_of_table(corr: pa.Table, ids: np.ndarray) -> np.ndarray:
+    """`corrupt_acc_pct` of the architectures `ids` from a `corruptions` table (fractions)."""
+    from nares.records import pct_from_fraction
+
+    order = pc.sort_indices(corr, sort_keys=[("arch_id", "ascending")])  # stable: keeps the written order
+    corr = corr.take(order)
+    c_ids = corr.column("arch_id").to_numpy()
+    counts = np.zeros(len(ids), dtype=np.int64)
+    pos = np.searchsorted(ids, c_ids)
+    known = (pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == c_ids)
+    np.add.at(counts, pos[known], 1)
+    keep = np.flatnonzero(known)
+    names = pc.dictionary_encode(corr.column("corruption")).combine_chunks().indices.to_numpy()
+    acc = pct_from_fraction(corr.column("acc").to_numpy(zero_copy_only=False).astype(np.float64))
+    return corrupt_acc_pct(counts, names[keep], corr.column("severity").to_numpy()[keep], acc[keep])
+
+
 def build_summary(root: Path) -> pa.Table:
     """The summary of the tables folder `root`, sorted by arch_id."""
-    arch = read_table_dir(root, "architectures", list(ARCH_COLUMNS)).sort_by("arch_id")
-    runs = read_table_dir(root, "runs", ["arch_id", "best_epoch"])
-    test = read_table_dir(root, "test_metrics", ["arch_id", *TEST_COLUMNS])
-    hist = read_table_dir(root, "history", ["arch_id", "epoch", *HISTORY_AT_BEST])
+    tables = {
+        "architectures": read_table_dir(root, "architectures", list(ARCH_COLUMNS)),
+        "runs": read_table_dir(root, "runs", ["arch_id", "best_epoch"]),
+        "test_metrics": read_table_dir(root, "test_metrics", ["arch_id", *TEST_COLUMNS]),
+        "history": read_table_dir(root, "history", ["arch_id", "epoch", *HISTORY_AT_BEST]),
+    }
+    ids = np.sort(tables["architectures"].column("arch_id").to_numpy())
+    try:
+        corr = read_table_dir(root, "corruptions", ["arch_id", "corruption", "severity", "acc"])
+    except DataError:
+        corr = None
+    corrupt = corrupt_acc_of_table(corr, ids) if corr is not None else np.full(len(ids), np.nan)
+    return summary_from_tables(tables, corrupt)
+
+
+def summary_from_tables(tables: dict[str, pa.Table], corrupt_pct: np.ndarray) -> pa.Table:
+    """The summary of in-memory record tables; `corrupt_pct` is `corrupt_acc_pct` in arch_id order."""
+    arch = tables["architectures"].select(list(ARCH_COLUMNS)).sort_by("arch_id")
+    runs, test, hist = tables["runs"], tables["test_metrics"], tables["history"]
     ids = arch.column("arch_id").to_numpy()
     n_max = int(ids.max()) + 1 if len(ids) else 1
     best = np.full(n_max, -1, dtype=np.int64)
@@ -76,4 +146,5 @@ def build_summary(root: Path) -> pa.Table:
         raise DataError(f"arch_id {int(ids[t_pos[ids] < 0][0])} has no test_metrics row")
     for src, m in TEST_COLUMNS.items():
         cols[m.column] = test.column(src).take(pa.array(t_pos[ids]))
+    cols[CORRUPT_PCT] = np.asarray(corrupt_pct, dtype=np.float64)
     return pa.table(cols)

@@ -94,3 +94,13 @@ def normal(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | N
 def per_sample(t: torch.Tensor, ndim: int) -> torch.Tensor:
     """A per-sample vector shaped to broadcast against a batch of `ndim` dimensions."""
     return t.view(-1, *([1] * (ndim - 1)))
+
+
+def compiled(model: nn.Module, *, compile: bool, cuda_graphs: bool = False, device: torch.device | None = None) -> nn.Module:
+    """`model`, or a torch.compile'd module sharing its parameters when `compile` (params.yaml `train.compile`,
+    `eval.compile`). Every attack and the training step then run the compiled forward and its gradient graph.
+    `cuda_graphs` adds CUDA-graph capture (`mode="reduce-overhead"`) and only applies on a CUDA device."""
+    if not compile:
+        return model
+    graphs = cuda_graphs and device is not None and device.type == "cuda"
+    return torch.compile(model, mode="reduce-overhead" if graphs else None)

@@ -1,11 +1,11 @@
 """CIFAR data: readers for the official files, checksummed downloads, splits and device-resident batches.
 
 Owns every byte of image data the project reads (CIFAR-10, CIFAR-10.1 v6, CIFAR-10-C and the
-offline CIFAR-10 subset). Imports only numpy and torch; never Prefect, Ray, S3 or torchvision.
+offline CIFAR-10 subset). Imports only numpy and torch; must not import Prefect, Ray, S3 code or torchvision.
 """
 
 from nares.data.batches import DeviceBatches, crop_flip
-from nares.data.corruptions import corruptions_available, iter_corruptions
+from nares.data.corruptions import check_corruptions, corruptions_available, iter_corruptions
 from nares.data.download import download_file, fetch, fetch_remote
 from nares.data.images import ImageSet
 from nares.data.inventory import data_inventory
@@ -17,6 +17,7 @@ __all__ = [
     "DeviceBatches",
     "ImageSet",
     "Splits",
+    "check_corruptions",
     "corruptions_available",
     "crop_flip",
     "data_inventory",

@@ -27,8 +27,11 @@ class ImageSet:
     @classmethod
     def from_hwc(cls, x: np.ndarray, y: np.ndarray, name: str) -> ImageSet:
         """From numpy uint8 [N,H,W,3] (the files' layout) and integer labels; copies into CHW order."""
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{name}: labels have dtype {y.dtype}, expected an integer dtype")
         xt = torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
-        return cls(xt, torch.from_numpy(np.asarray(y, dtype=np.int64).copy()), name)
+        return cls(xt, torch.from_numpy(y.astype(np.int64)), name)
 
     def __len__(self) -> int:
         return self.x.shape[0]

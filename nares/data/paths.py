@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from nares.environment import environment
 
 CIFAR10_DIR = "cifar10"
 CIFAR10_TARBALL = "cifar-10-python.tar.gz"
@@ -18,8 +19,7 @@ CIFAR10C_LABELS = "labels.npy"
 
 def data_root() -> Path:
     """`$NARES_DATA_DIR` if set, else `~/.cache/nares/data` (where `nares data fetch` downloads to)."""
-    env = os.environ.get("NARES_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "nares" / "data"
+    return environment().data_dir
 
 
 def resolve_root(root: str | Path | None) -> Path:

@@ -3,11 +3,13 @@
 - CIFAR-10 python version: the official `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py/`
   (pickled dicts with b"data" (N,3072) uint8 rows in CHW order and b"labels"), md5-checked.
 - CIFAR-10.1 v6: `cifar10.1_v6_data.npy` + `cifar10.1_v6_labels.npy`, md5-checked.
-- CIFAR-10-C: `<corruption>.npy` (50000 rows: severity s is rows 10000·(s−1)…10000·s) + `labels.npy`,
-  memory-mapped.
+- CIFAR-10-C: `<corruption>.npy` (5·n rows: severity s is rows n·(s−1)…n·s; the official files have
+  n = 10,000) + `labels.npy` (the same n labels once per severity), memory-mapped.
 - A plain `.npz` holding x_train/y_train/x_test/y_test (the offline subset).
 
-Pickles are read with an unpickler that only resolves the few numpy names an image batch needs.
+Every reader checks what it read (`nares.data.checks`): a damaged container, a wrong dtype or shape, labels
+outside 0..9 or a count mismatch is one DataError line naming the file. Pickles are read with an unpickler
+that only resolves the few numpy names an image batch needs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from nares.data import paths
+from nares.data.checks import (
+    READ_ERRORS,
+    check_image_array,
+    check_images,
+    check_labels,
+    check_not_empty,
+    load_npy,
+    reason,
+)
 from nares.data.sources import (
     CIFAR10_BATCH_MD5,
     CIFAR10_TARBALL_MD5,
@@ -31,8 +42,10 @@ from nares.data.verify import check_md5, check_md5_bytes
 from nares.errors import DataError
 
 SPLITS = ("train", "test")
-NUM_CLASSES = 10
-_IMAGE_SHAPE = (32, 32, 3)
+SUBSET_KEYS = ("x_train", "y_train", "x_test", "y_test")
+SEVERITY_COUNT = 5
+CIFAR10C_MAX_PER_SEVERITY = 10_000  # the CIFAR-10 test set, which each severity of CIFAR-10-C corrupts
+_CIFAR10_HINT = "delete it and run `nares data fetch cifar10`"
 
 _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
@@ -59,37 +72,60 @@ def _check_split(split: str) -> None:
         raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
 
 
-def _check_image_array(x: np.ndarray, what: str) -> None:
-    """Raise DataError unless x is uint8 [N,32,32,3]."""
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != _IMAGE_SHAPE:
-        raise DataError(f"{what}: images have shape {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
-
-
-def check_images(x: np.ndarray, y: np.ndarray, what: str) -> None:
-    """Raise DataError unless x is uint8 [N,32,32,3] and y holds N labels in 0..9."""
-    _check_image_array(x, what)
-    if y.ndim != 1 or len(y) != len(x):
-        raise DataError(f"{what}: {y.shape} labels for {len(x)} images")
-    if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
-        raise DataError(f"{what}: labels outside 0..{NUM_CLASSES - 1} (min {y.min()}, max {y.max()})")
-
-
 def _decode_batch(raw: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if not raw:
+        raise DataError(f"{what} is empty (0 bytes)")
     try:
         obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except DataError:
         raise
     except Exception as e:
-        raise DataError(f"{what} is not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
+        raise DataError(f"{what} is not a CIFAR-10 python batch ({reason(e)})") from None
     if not isinstance(obj, dict) or b"data" not in obj or b"labels" not in obj:
         raise DataError(f"{what} is not a CIFAR-10 python batch (no b'data'/b'labels' entries)")
-    data = np.asarray(obj[b"data"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"{what}: b'data' has shape {data.shape} {data.dtype}, expected (N, 3072) uint8")
+    data = obj[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        shape = (data.shape, data.dtype) if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"{what}: b'data' is {shape}, expected a (N, 3072) uint8 array")
     x = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    y = np.asarray(obj[b"labels"], dtype=np.int64)
-    check_images(x, y, what)
-    return x, y
+    check_image_array(x, what)
+    try:
+        labels = np.asarray(obj[b"labels"])
+    except READ_ERRORS as e:
+        raise DataError(f"{what}: b'labels' is not a list of class indices ({reason(e)})") from None
+    return x, check_labels(labels, what, len(x))
+
+
+def read_batch_file(path: str | Path, *, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One file of `cifar-10-batches-py/` (named as the official one, whose md5 it must have with `verify`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} is missing; `nares data fetch cifar10` downloads CIFAR-10")
+    raw = path.read_bytes()
+    if not raw:
+        raise DataError(f"{path} is empty (0 bytes); {_CIFAR10_HINT}")
+    if verify:
+        check_md5_bytes(raw, str(path), CIFAR10_BATCH_MD5[path.name], _CIFAR10_HINT)
+    return _decode_batch(raw, str(path))
+
+
+def _tarball_batches(path: Path, batches: tuple[str, ...], verify: bool) -> dict[str, bytes]:
+    check_not_empty(path)
+    if verify:
+        check_md5(path, CIFAR10_TARBALL_MD5, _CIFAR10_HINT)
+    wanted = {f"{paths.CIFAR10_BATCHES_DIR}/{b}": b for b in batches}
+    raws: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.name in wanted and member.isfile():
+                    raws[wanted[member.name]] = tar.extractfile(member).read()
+    except (tarfile.TarError, *READ_ERRORS) as e:
+        raise DataError(f"{path} is not a readable CIFAR-10 tarball ({reason(e)})") from None
+    missing = [m for m, b in wanted.items() if b not in raws]
+    if missing:
+        raise DataError(f"{path} lacks {missing[0]}")
+    return raws
 
 
 def read_cifar10_python(path: str | Path, split: str, *, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -101,33 +137,13 @@ def read_cifar10_python(path: str | Path, split: str, *, verify: bool = True) ->
     _check_split(split)
     path = Path(path)
     batches = CIFAR10_TRAIN_BATCHES if split == "train" else CIFAR10_TEST_BATCHES
-    hint = "delete it and run `nares data fetch cifar10`"
-    raws: dict[str, bytes] = {}
     if path.is_dir():
-        for b in batches:
-            f = path / b
-            if not f.is_file():
-                raise DataError(f"{f} is missing; `nares data fetch cifar10` downloads CIFAR-10")
-            raws[b] = f.read_bytes()
-            if verify:
-                check_md5_bytes(raws[b], str(f), CIFAR10_BATCH_MD5[b], hint)
+        parts = [read_batch_file(path / b, verify=verify) for b in batches]
     elif path.is_file():
-        if verify:
-            check_md5(path, CIFAR10_TARBALL_MD5, hint)
-        wanted = {f"{paths.CIFAR10_BATCHES_DIR}/{b}": b for b in batches}
-        try:
-            with tarfile.open(path, "r:*") as tar:
-                for member in tar:
-                    if member.name in wanted and member.isfile():
-                        raws[wanted[member.name]] = tar.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise DataError(f"{path} is not a readable CIFAR-10 tarball ({type(e).__name__}: {e})") from None
-        missing = [m for m, b in wanted.items() if b not in raws]
-        if missing:
-            raise DataError(f"{path} lacks {missing[0]}")
+        raws = _tarball_batches(path, batches, verify)
+        parts = [_decode_batch(raws[b], f"{path}:{b}") for b in batches]
     else:
         raise DataError(f"{path} does not exist; `nares data fetch cifar10` downloads CIFAR-10")
-    parts = [_decode_batch(raws[b], f"{path}:{b}" if path.is_file() else str(path / b)) for b in batches]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -135,14 +151,19 @@ def read_cifar101(folder: str | Path, *, verify: bool = True) -> tuple[np.ndarra
     """CIFAR-10.1 v6 (2,000 images) from `folder` holding the data and labels `.npy` pair."""
     folder = Path(folder)
     files = {name: folder / name for name in (paths.CIFAR101_DATA, paths.CIFAR101_LABELS)}
-    for name, f in files.items():
+    for f in files.values():
         if not f.is_file():
             raise DataError(f"{f} is missing; `nares data fetch cifar10.1` downloads CIFAR-10.1")
+        check_not_empty(f)
+    for name, f in files.items():
         if verify:
             check_md5(f, CIFAR101_MD5[name], "delete it and run `nares data fetch cifar10.1`")
-    x = _load_npy(files[paths.CIFAR101_DATA])
-    y = _load_npy(files[paths.CIFAR101_LABELS]).astype(np.int64)
-    check_images(x, y, str(folder))
+    data, labels = files[paths.CIFAR101_DATA], files[paths.CIFAR101_LABELS]
+    x = load_npy(data)
+    check_image_array(x, str(data))
+    y = check_labels(load_npy(labels), str(labels))
+    if len(y) != len(x):
+        raise DataError(f"{labels}: {len(y)} labels for the {len(x)} images of {data.name}")
     return x, y
 
 
@@ -151,35 +172,53 @@ def read_npz_subset(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist")
+    check_not_empty(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]
-            if missing:
-                raise DataError(f"{path} lacks the array {missing[0]!r} (has: {', '.join(npz.files)})")
-            out = {s: (npz[f"x_{s}"], npz[f"y_{s}"].astype(np.int64)) for s in SPLITS}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path} is not a readable .npz ({type(e).__name__}: {e})") from None
-    for s, (x, y) in out.items():
-        check_images(x, y, f"{path}:{s}")
-    return out
+        npz = np.load(path, allow_pickle=False)
+    except READ_ERRORS as e:
+        raise DataError(f"{path} is not a readable .npz ({reason(e)})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array, not a .npz archive of {', '.join(SUBSET_KEYS)}")
+    with npz:
+        missing = [k for k in SUBSET_KEYS if k not in npz.files]
+        if missing:
+            raise DataError(f"{path} lacks the array {missing[0]!r} (has: {', '.join(npz.files)})")
+        arrays = {}
+        for k in SUBSET_KEYS:
+            try:
+                arrays[k] = npz[k]
+            except READ_ERRORS as e:
+                raise DataError(f"{path} is not a readable .npz: its array {k!r} is damaged ({reason(e)})") from None
+    return {s: (arrays[f"x_{s}"], check_images(arrays[f"x_{s}"], arrays[f"y_{s}"], f"{path}:{s}")) for s in SPLITS}
 
 
-def read_corruption(folder: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10-C `name`: (memory-mapped uint8 [5·n,32,32,3], int64 labels [5·n]); severity s is rows n·(s−1)…n·s."""
+def read_corruption_labels(folder: str | Path) -> np.ndarray:
+    """CIFAR-10-C `labels.npy` as int64 [5·n]: n ≤ 10,000 labels in 0..9, the same n for each severity."""
+    path = Path(folder) / paths.CIFAR10C_LABELS
+    y = check_labels(load_npy(path), str(path))
+    per, rest = divmod(len(y), SEVERITY_COUNT)
+    if rest or per > CIFAR10C_MAX_PER_SEVERITY:
+        raise DataError(f"{path}: {len(y)} labels, expected {SEVERITY_COUNT} severities × n with n ≤ "
+                        f"{CIFAR10C_MAX_PER_SEVERITY} (the official file has {SEVERITY_COUNT * CIFAR10C_MAX_PER_SEVERITY})")
+    blocks = y.reshape(SEVERITY_COUNT, per)
+    for s in range(1, SEVERITY_COUNT):
+        if not np.array_equal(blocks[s], blocks[0]):
+            raise DataError(f"{path}: the labels of severity {s + 1} differ from those of severity 1 "
+                            "(CIFAR-10-C repeats the test labels once per severity)")
+    return y
+
+
+def read_corruption(folder: str | Path, name: str, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10-C `name`: (memory-mapped uint8 [5·n,32,32,3], int64 labels [5·n]); severity s is rows n·(s−1)…n·s.
+
+    Only the `.npy` header and size of the images are checked (their pixels stay on disk); `labels`, when
+    given, are those `read_corruption_labels(folder)` returned.
+    """
     folder = Path(folder)
-    x = _load_npy(folder / f"{name}.npy", mmap=True)
-    y = _load_npy(folder / paths.CIFAR10C_LABELS).astype(np.int64)
-    what = str(folder / f"{name}.npy")
-    _check_image_array(x, what)
-    if len(x) != len(y) or len(x) % 5:
-        raise DataError(f"{what}: {len(x)} images and {len(y)} labels; expected equal counts, a multiple of 5")
+    y = read_corruption_labels(folder) if labels is None else labels
+    path = folder / f"{name}.npy"
+    x = load_npy(path, mmap=True)
+    check_image_array(x, str(path))
+    if len(x) != len(y):
+        raise DataError(f"{path}: {len(x)} images, but {paths.CIFAR10C_LABELS} has {len(y)} labels")
     return x, y
-
-
-def _load_npy(path: Path, *, mmap: bool = False) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path} is missing")
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path} is not a readable .npy ({type(e).__name__}: {e})") from None

@@ -1,7 +1,9 @@
 """DIR/evaluations.jsonl: one line per finished evaluation cell, keyed by (arch, checkpoint, metric, metric_version).
 
 A cell also records the hash of the evaluation settings it was computed under; a cell computed
-under other settings does not count as present. The file is rewritten atomically per cell.
+under other settings does not count as present, and its cost: `device` (the device's name, `cpu` or the
+GPU's) and `device_seconds` (the wall time the device was held, synchronised on CUDA), the convention of
+every phase (training too: `train_done.json` phases). The file is rewritten atomically per cell.
 """
 
 from __future__ import annotations

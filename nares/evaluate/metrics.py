@@ -39,11 +39,12 @@ def corruption_cell(model: nn.Module, cfg: dict[str, Any], device: torch.device,
 
 
 def complexity_cell(arch, cfg: dict[str, Any]) -> dict[str, int]:
-    """Exact parameter count and MACs of the evaluated model (its preset's width_base)."""
-    from nares.complexity import macs, params
+    """Exact parameter count and MACs of the evaluated model (the preset's space at its width_base)."""
+    from nares.spaces import space_for
 
     wb = cfg["model"]["width_base"]
-    return {"params": params(arch, width_base=wb), "macs": macs(arch, width_base=wb), "width_base": wb}
+    n_params, n_macs = space_for(cfg).complexity(arch, wb)
+    return {"params": n_params, "macs": n_macs, "width_base": wb}
 
 
 def _num(v) -> float | None:

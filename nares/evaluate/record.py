@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nares.space import Arch, arch_id
+from nares.spaces.wrn import Arch, arch_id
 
 RECORD_FILE = "record.jsonl"
 REQUIRED_METRICS: tuple[str, ...] = ("clean", "fgsm", "pgd", "cw", "aa", "complexity")

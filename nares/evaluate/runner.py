@@ -8,13 +8,22 @@ from typing import Any
 
 import torch
 
+from nares.attacks.common import compiled
+from nares.data.corruptions import check_corruptions
 from nares.evaluate.ledger import append_cell, find_cell, read_cells
 from nares.evaluate.metrics import ATTACK_METRICS, METRICS, attack_cell, complexity_cell, corruption_cell
 from nares.evaluate.record import RECORD_FILE, REQUIRED_METRICS, write_run_record
 from nares.io import exclusive_folder
-from nares.space import Arch, arch_id
+from nares.spaces import get_space, space_for
 from nares.train.checkpoints import RunError, checkpoint_path, load_checkpoint, read_done, verify_checkpoints
-from nares.train.runtime import Stopwatch, code_version, device_name, evaluation_hash, resolve_device
+from nares.train.runtime import (
+    Stopwatch,
+    code_version,
+    device_name,
+    evaluation_hash,
+    resolve_device,
+    training_hash,
+)
 
 
 def _now() -> str:
@@ -23,28 +32,51 @@ def _now() -> str:
 
 def load_model(path: Path, device: torch.device, channels_last: bool) -> torch.nn.Module:
     """The eval-mode model of a checkpoint file."""
-    from nares.models import build_model
-
     ckpt = load_checkpoint(path)
     meta = ckpt["meta"]
-    model = build_model(meta["arch"], width_base=meta["width_base"], num_classes=meta["num_classes"])
+    space = get_space(meta.get("space", "wrn"))
+    model = space.build_model(space.parse(meta["arch"]), meta["width_base"], num_classes=meta["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return model.to(device, memory_format=fmt).eval()
+
+
+def finished_run(out_dir: Path) -> dict[str, Any]:
+    """The run's completion marker (train_done.json); RunError when the run is not finished."""
+    done = read_done(out_dir)
+    if done is None:
+        raise RunError(f"{out_dir} holds no finished training run (no train_done.json); run `nares train` first")
+    return done
+
+
+def check_run_preset(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any]) -> None:
+    """Refuse a preset other than the run's training preset, by name or by training hash (another model or data
+    would give wrong cells, e.g. complexity of another `width_base`)."""
+    name, trained = done.get("preset"), done.get("preset_hash")
+    current = training_hash(cfg)
+    if name != cfg["name"]:
+        raise RunError(f"{out_dir} was trained with preset {name!r}, not {cfg['name']!r}: its cells would be wrong; "
+                       f"evaluate it with preset {name!r} (the default of `nares evaluate`)")
+    if trained != current:
+        raise RunError(f"{out_dir} was trained with preset {name!r} at training hash {trained}, but that preset's model, "
+                       f"train data, train, checkpoints or validation settings now hash to {current}: its cells would "
+                       "be wrong; restore them in the params file")
 
 
 def evaluate_run(out_dir: str | Path, cfg: dict[str, Any], *, device: str = "auto", splits=None,
                  metrics: list[str] | None = None, checkpoint: str = "best", progress: bool = False) -> dict[str, Any]:
     """Compute the cells of `metrics` (default: all) missing from DIR/evaluations.jsonl, then write DIR/record.jsonl.
 
+    `cfg` must be the run's training preset (`check_run_preset`, before any work).
     Returns {"computed": [...], "reused": [...], "skipped": {metric: why}, "cells": {metric: values},
     "record": the published-layout record or None when a required cell is still missing, "device",
-    "wall_seconds"/"gpu_seconds" spent on the cells computed by this call}.
+    "device_seconds" spent on the cells computed by this call (`nares.evaluate.ledger` convention)}.
     """
+    if metrics is None or "corruptions" in metrics:
+        check_corruptions()  # a bad CIFAR-10-C file fails before any work, not after the attacks
     out_dir = Path(out_dir)
-    done = read_done(out_dir)
-    if done is None:
-        raise RunError(f"{out_dir} holds no finished training run (no train_done.json); run `nares train` first")
+    done = finished_run(out_dir)
+    check_run_preset(out_dir, done, cfg)
     verify_checkpoints(out_dir, done, (checkpoint,))
     wanted = list(METRICS) if metrics is None else list(metrics)
     bad = [m for m in wanted if m not in METRICS]
@@ -56,15 +88,16 @@ def evaluate_run(out_dir: str | Path, cfg: dict[str, Any], *, device: str = "aut
 
 def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: str, splits, wanted: list[str],
               checkpoint: str, progress: bool) -> dict[str, Any]:
-    arch = Arch.parse(done["arch"])
+    space = space_for(cfg)
+    arch = space.parse(done["arch"])
     versions = cfg["eval"]["metric_versions"]
     dev = resolve_device(device)
     channels_last = cfg["train"]["channels_last"]
     cells = read_cells(out_dir)
     ckpt_path = checkpoint_path(out_dir, checkpoint)
-    key = {"arch": str(arch), "checkpoint": checkpoint}
+    key = {"arch": space.format(arch), "checkpoint": checkpoint}
     result: dict[str, Any] = {"computed": [], "reused": [], "skipped": {}, "cells": {}, "record": None,
-                              "device": device_name(dev), "wall_seconds": 0.0, "gpu_seconds": 0.0}
+                              "device": device_name(dev), "device_seconds": 0.0}
     model = test = None
     for metric in wanted:
         found = find_cell(cells, **key, metric=metric, metric_version=versions[metric],
@@ -80,7 +113,9 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
                 result["skipped"][metric] = "CIFAR-10-C files are not present"
                 continue
         if metric != "complexity" and model is None:
-            model = load_model(ckpt_path, dev, channels_last)
+            ev = cfg["eval"]
+            model = compiled(load_model(ckpt_path, dev, channels_last), compile=ev.get("compile", False),
+                             cuda_graphs=ev.get("cuda_graphs", False), device=dev)
         if metric in ATTACK_METRICS and test is None:
             test = _test_tensors(cfg, splits, dev, channels_last)
         started, watch = _now(), Stopwatch(dev)
@@ -94,21 +129,20 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
             else:
                 values = complexity_cell(arch, cfg)
         cell = {
-            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id(arch), "metric": metric, "metric_version": versions[metric], "status": "done",
+            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": space.index().id_of(arch), "metric": metric, "metric_version": versions[metric], "status": "done",
             "checkpoint_sha256": done["checkpoints"][checkpoint]["sha256"],
-            "checkpoint_epoch": done["checkpoints"][checkpoint]["epoch"], "device": device_name(dev),
-            "gpu_seconds": watch.gpu_seconds, "wall_seconds": watch.wall_seconds, "started_at": started,
+            "checkpoint_epoch": done["checkpoints"][checkpoint]["epoch"], "device": watch.device_name,
+            "device_seconds": watch.device_seconds, "started_at": started,
             "finished_at": _now(), "code_version": code_version(), "values": values,
         }
         append_cell(out_dir, cell)
         cells.append(cell)
         result["computed"].append(metric)
-        result["wall_seconds"] += watch.wall_seconds
-        result["gpu_seconds"] += watch.gpu_seconds
+        result["device_seconds"] += watch.device_seconds
         result["cells"][metric] = values
     current = {m: find_cell(cells, **key, metric=m, metric_version=versions[m], preset_hash=evaluation_hash(cfg, m))
                for m in METRICS}
-    if checkpoint == "best" and all(current[m] for m in REQUIRED_METRICS):
+    if checkpoint == "best" and space.name == "wrn" and all(current[m] for m in REQUIRED_METRICS):  # NARes layout
         values = {m: c["values"] for m, c in current.items() if c is not None}
         result["record"] = write_run_record(out_dir, arch, done, values)
         result["record_file"] = out_dir / RECORD_FILE

@@ -1,36 +1,33 @@
-"""The pre-activation Wide ResNet of the NARes space (PROTOCOL §1), built from an `Arch`."""
+"""The pre-activation Wide ResNet (PROTOCOL §1), built from plain stage depths, channels and strides.
+
+Knows no search space: `nares.spaces.wrn.build_model` maps an architecture and the preset's width base to
+these numbers.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from nares.models.layers import PreActBlock
-from nares.space import Arch
-
-STEM_CHANNELS = 16
-NUM_CLASSES = 10
-
-
-def stage_channels(arch: Arch, width_base: int = 16) -> tuple[int, int, int]:
-    """Channels of the three stages: width_base·2^(i-1)·Wi (16·W1, 32·W2, 64·W3 in the full protocol)."""
-    return tuple(width_base * 2**i * w for i, w in enumerate(arch.widths))  # type: ignore[return-value]
 
 
 class PreActWRN(nn.Module):
-    """Stem conv3×3 (3→16) → 3 stages of pre-activation blocks (strides 1, 2, 2) → BN-ReLU-GAP-linear.
+    """Stem conv3×3 (3→stem) → stages of pre-activation blocks (given depths, channels, first-block strides)
+    → BN-ReLU-GAP-linear.
 
     Inputs are images in [0, 1]; there is no normalisation layer.
     """
 
-    def __init__(self, arch: Arch, width_base: int = 16, num_classes: int = NUM_CLASSES):
+    def __init__(self, depths: Sequence[int], channels: Sequence[int], strides: Sequence[int] = (1, 2, 2), *,
+                 stem_channels: int = 16, num_classes: int = 10):
         super().__init__()
-        self.arch = arch
-        self.width_base = width_base
-        self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(3, stem_channels, 3, padding=1, bias=False)
         stages = []
-        c_in = STEM_CHANNELS
-        for depth, c_out, stride in zip(arch.depths, stage_channels(arch, width_base), (1, 2, 2), strict=True):
+        c_in = stem_channels
+        for depth, c_out, stride in zip(depths, channels, strides, strict=True):
             blocks = [PreActBlock(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1) for i in range(depth)]
             stages.append(nn.Sequential(*blocks))
             c_in = c_out
@@ -56,8 +53,3 @@ class PreActWRN(nn.Module):
         out = torch.relu(self.bn(out))
         out = torch.flatten(self.pool(out), 1)
         return self.fc(out)
-
-
-def build_model(arch: Arch | str, width_base: int = 16, num_classes: int = NUM_CLASSES) -> PreActWRN:
-    """Build the WRN of `arch` (an Arch or its `D1-W1-D2-W2-D3-W3` string)."""
-    return PreActWRN(Arch.parse(arch), width_base=width_base, num_classes=num_classes)

@@ -1,7 +1,7 @@
 """The NAS benchmark on a NARes table (PROTOCOL §6): a query-counting oracle and four search algorithms.
 
-Owns black-box search over the 15,625 architectures; reads objectives through `nares.api` or a
-plain array. Must not import Prefect, Ray, training or evaluation code.
+Owns black-box search over the architectures of an enumerable search space (15,625 for WRN); reads
+objectives through `nares.api` or a plain array. Must not import Prefect, Ray, training or evaluation code.
 """
 
 from nares.nas.algorithms import ALGORITHMS

@@ -1,7 +1,14 @@
-"""The four searches of PROTOCOL §6. Each runs on an `Oracle` until its budget is spent.
+"""The four searches of PROTOCOL §6 (the default, corrected variant). Each runs on an `Oracle` until its
+budget is spent: exactly `budget` distinct queries, the reported best the earliest of the best.
 
-A search is `algo(oracle, rng, **settings)`; settings are `cfg["nas"][<name>]` of params.yaml.
-Architectures are integer codes (`nares.nas.encoding`); every random choice comes from `rng`.
+Corrections of the official optimizers (whose behaviour `nares.nas.published` reproduces): local
+search moves only to a strictly better neighbour (first improvement) and restarts from a random unseen
+architecture; evolution draws its initial population and tournaments without replacement; BANANAS'
+predictor is smaller and trained incrementally (`nares.nas.ensemble`), its candidates de-duplicated.
+
+A search is `algo(oracle, rng, space, **settings)`; settings are `cfg["nas"][SECTIONS[name]]` of params.yaml.
+Architectures are integer codes of the enumerable search space `space` (positions in `space.enumerate()`;
+neighbours and encodings from its `neighbour_table()` / `encoding_table()`); every random choice comes from `rng`.
 """
 
 from __future__ import annotations
@@ -12,29 +19,28 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nares.nas.encoding import neighbour_table, one_hot_table
 from nares.nas.oracle import BudgetExhausted, Oracle
-from nares.space import N_ARCHS
+from nares.spaces import SearchSpace, get_space
 
 
 def _random_unseen(oracle: Oracle, rng: np.random.Generator) -> int:
     while True:
-        code = int(rng.integers(N_ARCHS))
+        code = int(rng.integers(len(oracle.values)))
         if code not in oracle.seen:
             return code
 
 
-def random_search(oracle: Oracle, rng: np.random.Generator) -> None:
+def random_search(oracle: Oracle, rng: np.random.Generator, space: SearchSpace) -> None:
     """Query distinct architectures drawn uniformly at random."""
-    for code in rng.permutation(N_ARCHS):
+    for code in rng.permutation(space.size):
         oracle.query(code)
 
 
-def local_search(oracle: Oracle, rng: np.random.Generator, n_init: int) -> None:
-    """Best of `n_init` random architectures, then first-improvement hill-climbing over the 24
-    neighbours in random order; at a local optimum, restart from a random unseen architecture."""
-    nbrs = neighbour_table()
-    start = rng.choice(N_ARCHS, size=n_init, replace=False)
+def local_search(oracle: Oracle, rng: np.random.Generator, space: SearchSpace, n_init: int) -> None:
+    """Best of `n_init` random architectures, then first-improvement hill-climbing over the neighbours
+    (24 for WRN) in random order; at a local optimum, restart from a random unseen architecture."""
+    nbrs = space.neighbour_table()
+    start = rng.choice(space.size, size=n_init, replace=False)
     current = int(start[int(np.argmax([oracle.query(c) for c in start]))])
     while True:
         value = oracle.query(current)
@@ -46,11 +52,12 @@ def local_search(oracle: Oracle, rng: np.random.Generator, n_init: int) -> None:
             current = _random_unseen(oracle, rng)
 
 
-def regularized_evolution(oracle: Oracle, rng: np.random.Generator, population: int, tournament: int) -> None:
+def regularized_evolution(oracle: Oracle, rng: np.random.Generator, space: SearchSpace, population: int,
+                          tournament: int) -> None:
     """Aging evolution: `population` random architectures; each step mutates one coordinate of the best
     of `tournament` members drawn at random, adds the child and removes the oldest member."""
-    nbrs = neighbour_table()
-    pop = deque((int(c), oracle.query(c)) for c in rng.choice(N_ARCHS, size=population, replace=False))
+    nbrs = space.neighbour_table()
+    pop = deque((int(c), oracle.query(c)) for c in rng.choice(space.size, size=population, replace=False))
     for _ in range(100 * oracle.budget):  # bound: children already seen cost nothing
         picks = rng.choice(len(pop), size=min(tournament, len(pop)), replace=False)
         parent = max((pop[i] for i in picks), key=lambda cv: cv[1])[0]
@@ -59,8 +66,8 @@ def regularized_evolution(oracle: Oracle, rng: np.random.Generator, population: 
         pop.popleft()
 
 
-def _mutation_candidates(oracle: Oracle, rng: np.random.Generator, parents: int, candidates: int) -> np.ndarray:
-    nbrs = neighbour_table()
+def _mutation_candidates(oracle: Oracle, rng: np.random.Generator, nbrs: np.ndarray, parents: int,
+                         candidates: int) -> np.ndarray:
     ranked = sorted(oracle.seen.items(), key=lambda cv: -cv[1])[:parents]
     out: dict[int, None] = {}
     per_parent = -(-candidates // len(ranked))
@@ -72,16 +79,16 @@ def _mutation_candidates(oracle: Oracle, rng: np.random.Generator, parents: int,
     return np.fromiter(out, dtype=np.int64)[:candidates]
 
 
-def bananas(oracle: Oracle, rng: np.random.Generator, n_init: int, ensemble: int, proposals: int,
-            candidates: int, parents: int) -> None:
+def bananas(oracle: Oracle, rng: np.random.Generator, space: SearchSpace, n_init: int, ensemble: int,
+            proposals: int, candidates: int, parents: int) -> None:
     """BANANAS: `n_init` random architectures; each round fits an ensemble of `ensemble` MLPs on the
-    one-hot encodings, makes `candidates` by one-coordinate mutations of the `parents` best so far and
+    space's encodings (one-hot for WRN), makes `candidates` by one-coordinate mutations of the `parents` best so far and
     queries the `proposals` best under independent Thompson sampling (one draw from N(mean, std) of
     the ensemble's predictions per candidate). The ensemble is trained incrementally (`nares.nas.ensemble`)."""
     from nares.nas.ensemble import FIRST_STEPS, ROUND_STEPS, MLPEnsemble
 
-    enc = one_hot_table()
-    for c in rng.choice(N_ARCHS, size=n_init, replace=False):
+    enc, nbrs = space.encoding_table(), space.neighbour_table()
+    for c in rng.choice(space.size, size=n_init, replace=False):
         oracle.query(c)
     model = MLPEnsemble(enc.shape[1], ensemble, seed=int(rng.integers(2**31)))
     steps = FIRST_STEPS
@@ -89,7 +96,7 @@ def bananas(oracle: Oracle, rng: np.random.Generator, n_init: int, ensemble: int
         codes = np.fromiter(oracle.seen, dtype=np.int64)
         model.fit(enc[codes], np.fromiter(oracle.seen.values(), dtype=np.float64), steps)
         steps = ROUND_STEPS
-        cand = _mutation_candidates(oracle, rng, parents, candidates)
+        cand = _mutation_candidates(oracle, rng, nbrs, parents, candidates)
         pred = model.predict(enc[cand])
         draw = rng.normal(pred.mean(axis=0), pred.std(axis=0))
         for c in cand[np.argsort(-draw, kind="stable")[:proposals]]:
@@ -99,14 +106,36 @@ def bananas(oracle: Oracle, rng: np.random.Generator, n_init: int, ensemble: int
 ALGORITHMS: dict[str, Callable[..., None]] = {
     "random_search": random_search,
     "local_search": local_search,
-    "evolution": regularized_evolution,
+    "regularized_evolution": regularized_evolution,
     "bananas": bananas,
 }
+# Other accepted names → the published names above (keys of ALGORITHMS).
+ALIASES = {"evolution": "regularized_evolution"}
+# The params.yaml `nas` section of each algorithm's settings (random search has none).
+SECTIONS = {"local_search": "local_search", "regularized_evolution": "evolution", "bananas": "bananas"}
 
 
-def run_one(name: str, values: np.ndarray, budget: int, seed: int, settings: dict) -> Oracle:
-    """One seeded search; returns its spent oracle (trajectory, best_code)."""
+def canonical(name: str) -> str:
+    """The published name of an algorithm (`evolution` → `regularized_evolution`); unknown names refused."""
+    from nares.errors import NaresError, shown
+
+    key = ALIASES.get(name, name)
+    if key not in ALGORITHMS:
+        raise NaresError(f"unknown algorithm {shown(name)} (algorithms: {', '.join(ALGORITHMS)}; "
+                         f"aliases: {', '.join(f'{a}={b}' for a, b in ALIASES.items())})")
+    return key
+
+
+def run_one(name: str, values: np.ndarray, budget: int, seed: int, settings: dict,
+            space: SearchSpace | None = None) -> Oracle:
+    """One seeded search over `space` (default WRN; `values` indexed by its codes); returns its spent oracle
+    (trajectory, best_code)."""
+    space = space or get_space("wrn")
+    if len(values) != space.size:
+        from nares.errors import NaresError
+
+        raise NaresError(f"{len(values)} objective values for the {space.size} architectures of space {space.name!r}")
     oracle = Oracle(values, budget)
     with contextlib.suppress(BudgetExhausted):
-        ALGORITHMS[name](oracle, np.random.default_rng(seed), **settings)
+        ALGORITHMS[canonical(name)](oracle, np.random.default_rng(seed), space, **settings)
     return oracle

@@ -1,7 +1,10 @@
 """Many seeded searches in parallel processes, and the published results table.
 
 Run i of a batch uses seed `seed + i`. Worker processes are started with `spawn` and use one
-BLAS/OpenMP thread each, so `workers` processes use `workers` cores.
+BLAS/OpenMP thread each, so `workers` processes use `workers` cores. `variant` is "default" (the
+corrected searches, `nares.nas.algorithms`) or "published" (the official optimizers' behaviour,
+`nares.nas.published`: runs may use more queries than the budget; the best is the latest of ties; WRN
+only). Searches run over the search space passed in (default WRN): codes are positions in its enumeration.
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from nares.errors import NaresError
-from nares.nas.algorithms import ALGORITHMS, run_one
-from nares.nas.encoding import arch_of, code_of
-from nares.space import N_ARCHS
+from nares.nas.algorithms import SECTIONS, canonical, run_one
+from nares.spaces import SearchSpace, get_space
 
 # Columns of the results table (PROTOCOL §6: validation and test metrics of the best found architecture).
 TABLE_METRICS = ("VAL_CLEAN_ACC", "VAL_PGD_ACC", "TEST_CLEAN_ACC", "TEST_PGD_ACC", "TEST_CW_ACC", "TEST_AA_ACC")
@@ -29,31 +32,37 @@ class RunResult:
     algorithm: str
     seed: int
     best_code: int
-    trajectory: np.ndarray  # best objective after each distinct query
+    trajectory: np.ndarray  # best objective after each distinct query (its length: the queries used)
     seconds: float
+    variant: str = "default"
+    space: SearchSpace = field(default_factory=lambda: get_space("wrn"), repr=False, compare=False)
 
     @property
-    def best_arch(self):
-        return arch_of(self.best_code)
+    def best_arch(self) -> Any:
+        return self.space.arch_of_code(self.best_code)
 
 
-def objective_by_code(dataset, objective: str) -> np.ndarray:
-    """The search objective of every architecture indexed by code; the dataset must cover the space."""
-    if len(dataset) != N_ARCHS:
-        raise NaresError(f"the NAS benchmark needs all {N_ARCHS} architectures; {dataset.source} holds {len(dataset)}")
-    values = np.empty(N_ARCHS)
-    codes = np.array([code_of(a) for a in dataset.archs()])
+def objective_by_code(dataset, objective: str, space: SearchSpace | None = None) -> np.ndarray:
+    """The search objective of every architecture of `space` (default: the dataset's, else WRN) indexed by
+    code; the dataset must cover the space."""
+    space = space or getattr(dataset, "space", None) or get_space("wrn")
+    n = space.size
+    if len(dataset) != n:
+        raise NaresError(f"the NAS benchmark needs all {n} architectures; {dataset.source} holds {len(dataset)}")
+    values = np.empty(n)
+    codes = np.array([space.code_of(a) for a in dataset.archs()])
     values[codes] = dataset.objective_values(objective)  # refuses test metrics
     return values
 
 
 _VALUES: np.ndarray | None = None
+_SPACE: SearchSpace | None = None
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker(values: np.ndarray) -> None:
-    global _VALUES
-    _VALUES = values
+def _init_worker(values: np.ndarray, space: SearchSpace) -> None:
+    global _VALUES, _SPACE
+    _VALUES, _SPACE = values, space
 
 
 @contextlib.contextmanager
@@ -71,39 +80,58 @@ def _one_thread_per_process() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _task(args: tuple[str, int, int, dict]) -> RunResult:
-    name, budget, seed, settings = args
+VARIANTS = ("default", "published")
+
+
+def _task(args: tuple[str, int, int, dict, str]) -> RunResult:
+    name, budget, seed, settings, variant = args
     t0 = time.perf_counter()
-    oracle = run_one(name, _VALUES, budget, seed, settings)  # type: ignore[arg-type]
-    return RunResult(name, seed, oracle.best_code, np.asarray(oracle.trajectory, dtype=np.float64),
-                     time.perf_counter() - t0)
+    if variant == "published":
+        from nares.nas import published
+
+        run = published.run_one(name, _VALUES, budget, seed, settings)  # type: ignore[arg-type]
+    else:
+        run = run_one(name, _VALUES, budget, seed, settings, _SPACE)  # type: ignore[arg-type,assignment]
+    return RunResult(name, seed, run.best_code, np.asarray(run.trajectory, dtype=np.float64),
+                     time.perf_counter() - t0, variant, _SPACE)  # type: ignore[arg-type]
 
 
-def _check_algorithm(name: str) -> None:
-    if name not in ALGORITHMS:
-        raise NaresError(f"unknown algorithm {name!r} (algorithms: {', '.join(ALGORITHMS)})")
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise NaresError(f"unknown variant {variant!r} (variants: {', '.join(VARIANTS)})")
 
 
-def settings_for(name: str, nas_cfg: dict) -> dict:
-    """The settings of algorithm `name`: its section `nas_cfg[name]` (random search has none)."""
-    _check_algorithm(name)
-    return {} if name == "random_search" else dict(nas_cfg[name])
+def settings_for(name: str, nas_cfg: dict, variant: str = "default") -> dict:
+    """The settings of algorithm `name`: its params.yaml section (`SECTIONS`; random search has none),
+    or for the published variant the official configs (`nares.nas.published.PUBLISHED_SETTINGS`)."""
+    name = canonical(name)
+    _check_variant(variant)
+    if variant == "published":
+        from nares.nas.published import PUBLISHED_SETTINGS
+
+        return dict(PUBLISHED_SETTINGS[name])
+    return dict(nas_cfg[SECTIONS[name]]) if name in SECTIONS else {}
 
 
 def run_many(name: str, values: np.ndarray, *, runs: int, budget: int, seed: int = 0, settings: dict | None = None,
-             workers: int | None = None) -> list[RunResult]:
-    """`runs` searches of algorithm `name` (seeds seed..seed+runs-1), results in seed order."""
-    _check_algorithm(name)
+             workers: int | None = None, variant: str = "default", space: SearchSpace | None = None) -> list[RunResult]:
+    """`runs` searches of algorithm `name` over `space` (default WRN; seeds seed..seed+runs-1), in seed order."""
+    name = canonical(name)
+    _check_variant(variant)
+    space = space or get_space("wrn")
+    if variant == "published" and space.name != "wrn":
+        raise NaresError(f"the published variant reproduces the official WRN optimizers; space {space.name!r} "
+                         "runs the default variant only")
     if runs < 1:
         raise NaresError(f"runs={runs!r} must be positive")
-    jobs = [(name, budget, seed + i, settings or {}) for i in range(runs)]
+    jobs = [(name, budget, seed + i, settings or {}, variant) for i in range(runs)]
     workers = max(1, min(workers or os.cpu_count() or 1, runs))
     if workers == 1:
-        _init_worker(values)
+        _init_worker(values, space)
         return [_task(j) for j in jobs]
     ctx = mp.get_context("spawn")
     with _one_thread_per_process():
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(values,))
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(values, space))
     with pool:
         return pool.map(_task, jobs, chunksize=max(1, runs // (4 * workers)))
 
@@ -116,12 +144,15 @@ def summarize(dataset, results: list[RunResult], *, objective: str, seconds: flo
     for m in TABLE_METRICS:
         v = np.array([dataset.metric(int(i), m) for i in rows], dtype=np.float64)
         metrics[m] = {"mean": float(v.mean()), "std": float(v.std())}
-    traj = np.stack([r.trajectory for r in results])
+    used = np.array([len(r.trajectory) for r in results])
+    traj = np.stack([np.pad(r.trajectory, (0, used.max() - len(r.trajectory)), mode="edge") for r in results])
     return {
         "algorithm": results[0].algorithm,
+        "variant": results[0].variant,
         "runs": len(results),
         "metrics": metrics,
         "found_optimum": float(np.mean([r.best_arch == opt_arch for r in results])),
+        "queries": {"mean": float(used.mean()), "std": float(used.std()), "max": int(used.max())},
         "mean_trajectory": traj.mean(axis=0).round(4).tolist(),
         "seconds": round(seconds, 2),
         "seconds_per_run": round(float(np.mean([r.seconds for r in results])), 3),
@@ -135,10 +166,12 @@ def optimum_row(dataset) -> dict[str, float]:
 
 def format_table(report: dict) -> str:
     """The published table: one row per algorithm (mean ± std), then the optimum in the data."""
-    head = ["algorithm", *TABLE_METRICS, "found opt.", "seconds"]
-    lines = [[r["algorithm"], *(f"{r['metrics'][m]['mean']:.2f} ± {r['metrics'][m]['std']:.2f}" for m in TABLE_METRICS),
-              f"{100 * r['found_optimum']:.1f}%", f"{r['seconds']:.1f}"] for r in report["rows"]]
-    lines.append(["optimum", *(f"{report['optimum'][m]:.2f}" for m in TABLE_METRICS), "", ""])
+    head = ["algorithm", *TABLE_METRICS, "found opt.", "queries", "seconds"]
+    lines = [[r["algorithm"] + (" (published)" if r.get("variant") == "published" else ""),
+              *(f"{r['metrics'][m]['mean']:.2f} ± {r['metrics'][m]['std']:.2f}" for m in TABLE_METRICS),
+              f"{100 * r['found_optimum']:.1f}%", f"{r['queries']['mean']:.0f}", f"{r['seconds']:.1f}"]
+             for r in report["rows"]]
+    lines.append(["optimum", *(f"{report['optimum'][m]:.2f}" for m in TABLE_METRICS), "", "", ""])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     title = (f"NAS benchmark: objective {report['objective']} (maximised), budget {report['budget']} queries, "

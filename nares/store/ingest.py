@@ -4,12 +4,17 @@ A run folder (written by `nares train` / `nares evaluate`) holds `train_done.jso
 marker: history, checkpoint sha256s and epochs, training cost), `checkpoints/<kind>.pt` for the four
 kinds, `record.jsonl` (the published-layout record) and `evaluations.jsonl` (one JSON object per
 evaluated cell). Ingest uploads the checkpoints content-addressed and verified, then upserts the
-record tables, the ledger and, last, the manifest, so that `is_complete` is true only once all of
+long-format results (`nares.results`), the record tables, the ledger and, last, the manifest, so that `is_complete` is true only once all of
 an architecture is stored.
+
+Each checkpoint is also placed, server-side (S3 CopyObject, no second upload), where DVC's remote expects it
+(`<prefix>/dvc/files/md5/<ab>/<rest>`), and its md5 is recorded on the content object: a release then lists
+its checkpoints in DVC without moving a byte (`nares.release.record_in_dvc`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -21,6 +26,8 @@ import pyarrow.parquet as pq
 from nares.constants import CHECKPOINT_KINDS
 from nares.errors import NaresError
 from nares.records import read_jsonl
+from nares.results.run import run_rows
+from nares.results.store import write_results
 from nares.store.objects import ObjectStore
 from nares.store.tables import SCHEMAS, SHARD_ARCHS, records_to_tables, shard_path, write_tables
 
@@ -43,7 +50,46 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise IngestError(f"{path} is not JSON ({e.msg})") from None
 
 
+def digests(path: Path, chunk: int = 1 << 20) -> tuple[str, str]:
+    """(sha256, md5) of a file, read once."""
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            sha.update(block)
+            md5.update(block)
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def dvc_key(store: ObjectStore, md5: str) -> str:
+    """Where DVC 3's remote (`<prefix>/dvc`, the `store` remote of .dvc/config) keeps a file of this md5."""
+    return store.settings.key("dvc", "files", "md5", md5[:2], md5[2:])
+
+
+def store_checkpoint(store: ObjectStore, path: Path) -> tuple[str, str, int, str]:
+    """Upload a checkpoint content-addressed (verified), record its md5 on the object and copy it server-side
+    to its DVC remote key; returns (key, sha256, size, md5). Idempotent: what is in place is not copied again."""
+    from nares.store.objects import MD5_META
+
+    sha, md5 = digests(path)
+    key, sha, size = store.put_file(path, sha256=sha)
+    if store.head(key).get("md5") != md5:
+        store.copy(key, key, {MD5_META: md5})  # metadata only: the object is rewritten by the server
+    target = store.head(dvc_key(store, md5))
+    if target is None or target["size"] != size or target["sha256"] != sha:
+        store.copy(key, dvc_key(store, md5), {MD5_META: md5})
+    return key, sha, size, md5
+
+
+def device_seconds(entry: dict[str, Any]) -> float | None:
+    """The device-seconds of a cell or training phase (`nares.evaluate.ledger`); in one written before that
+    convention (`gpu_seconds`, 0 off CUDA, beside `wall_seconds`), its wall seconds: the same time."""
+    value = entry.get("device_seconds", entry.get("wall_seconds"))
+    return None if value is None else float(value)
+
+
 def _ledger_rows(run_dir: Path, aid: int, done: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ledger row for the training phase and one per evaluation cell, each with its device and
+    device-seconds."""
     train_phase = done.get("phases", {}).get("train", {})
     rows = [
         {
@@ -52,8 +98,8 @@ def _ledger_rows(run_dir: Path, aid: int, done: dict[str, Any]) -> list[dict[str
             "metric": TRAIN_METRIC,
             "metric_version": 1,
             "status": "done",
-            "device": done.get("device") or done.get("gpu_type"),
-            "gpu_seconds": train_phase.get("gpu_seconds", train_phase.get("wall_seconds")),
+            "device": train_phase.get("device") or done.get("device") or done.get("gpu_type"),
+            "device_seconds": device_seconds(train_phase),
             "started_at": done.get("started_at") or done.get("timestamp"),
             "finished_at": done.get("finished_at") or done.get("timestamp"),
             "code_version": done.get("code_version"),
@@ -77,7 +123,7 @@ def _ledger_rows(run_dir: Path, aid: int, done: dict[str, Any]) -> list[dict[str
                     "metric_version": cell.get("metric_version"),
                     "status": cell.get("status", "done"),
                     "device": cell.get("device"),
-                    "gpu_seconds": cell.get("gpu_seconds", cell.get("wall_seconds")),
+                    "device_seconds": device_seconds(cell),
                     "started_at": cell.get("started_at"),
                     "finished_at": cell.get("finished_at"),
                     "code_version": cell.get("code_version"),
@@ -116,7 +162,7 @@ def ingest_run(
         path = run_dir / entry.get("file", f"checkpoints/{kind}.pt")
         if not path.is_file():
             raise IngestError(f"checkpoint {path} is missing")
-        key, sha, size = store.put_file(path)
+        key, sha, size, _ = store_checkpoint(store, path)
         if sha != entry["sha256"]:
             raise IngestError(
                 f"checkpoint {path} has sha256 {sha[:12]}…, but {DONE_FILE} records {entry['sha256'][:12]}…"
@@ -126,6 +172,7 @@ def ingest_run(
         )
     tables["ledger"] = pa.Table.from_pylist(_ledger_rows(run_dir, aid, done), schema=SCHEMAS["ledger"])
     tables["manifest"] = pa.Table.from_pylist(manifest, schema=SCHEMAS["manifest"])
+    write_results(run_rows(run_dir, arch_id=aid), tables_root)  # the long rows first: the manifest comes last
     write_tables(tables, tables_root)
 
 

@@ -9,18 +9,19 @@ Variables (all optional):
   loopback endpoint: the embedded server's fixed pair; unset otherwise: boto3's own chain (profiles, roles).
 - `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`).
 
-Secrets never appear in `repr`/`str` or in messages.
+Secrets never appear in `repr`/`str` or in messages, and are never written to disk: the embedded server's
+fixed, public pair is the only one kept in DVC's `.dvc/config.local` (`embedded_credentials`); any other
+credentials reach `dvc` through its environment (`nares.release.dvc_env`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nares.config import REPO_ROOT
+from nares.environment import environment
 
 DEFAULT_PORT = 9444
 DEFAULT_BUCKET = "nares"
@@ -32,12 +33,12 @@ EMBEDDED_SECRET = "S3RVER"
 
 def nares_home() -> Path:
     """The factory state folder: `$NARES_HOME`, else `<repo>/var` (gitignored)."""
-    return Path(os.environ.get("NARES_HOME", REPO_ROOT / "var")).resolve()
+    return environment().home
 
 
 def s3_port(env: Mapping[str, str] | None = None) -> int:
     """The embedded server's port: `$NARES_S3_PORT`, else 9444."""
-    return int((os.environ if env is None else env).get("NARES_S3_PORT", DEFAULT_PORT))
+    return int((environment().source if env is None else env).get("NARES_S3_PORT", DEFAULT_PORT))
 
 
 def _mask(secret: str | None) -> str:
@@ -63,7 +64,7 @@ class StoreSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StoreSettings:
-        e = os.environ if env is None else env
+        e = environment().source if env is None else env
         endpoint = e.get("NARES_S3_ENDPOINT") or e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
         if not endpoint:
             endpoint = f"http://127.0.0.1:{s3_port(e)}"
@@ -85,8 +86,18 @@ class StoreSettings:
 
     @property
     def is_local(self) -> bool:
-        """True when the endpoint is on this machine's loopback (the embedded server)."""
+        """True when the endpoint is on this machine's loopback (the embedded server, a tunnel, a local MinIO)."""
         return bool(self.endpoint_url) and urlparse(self.endpoint_url).hostname in LOCAL_HOSTS
+
+    @property
+    def embedded_credentials(self) -> bool:
+        """True when the credentials are the embedded server's fixed, public pair on a loopback endpoint: the
+        only credentials ever written to disk. Anything a user provided is passed through the environment."""
+        return (
+            self.is_local
+            and (self.access_key_id, self.secret_access_key) == (EMBEDDED_KEY_ID, EMBEDDED_SECRET)
+            and self.session_token is None
+        )
 
     def key(self, *parts: str) -> str:
         """An object key under the prefix: `key("releases", "v1")` → `<prefix>/releases/v1`."""

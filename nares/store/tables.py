@@ -33,8 +33,8 @@ from nares.records import (
     pct_from_fraction,
     validate_record,
 )
-from nares.space import COORD_COLUMNS, JSONL_KEYS, Arch
 from nares.space_table import SPACE_SCHEMA
+from nares.spaces.wrn import COORD_COLUMNS, JSONL_KEYS, Arch
 
 SHARD_ARCHS = 1024
 _F = pa.float64()
@@ -96,7 +96,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("metric_version", pa.int32()),
             ("status", pa.string()),
             ("device", pa.string()),
-            ("gpu_seconds", _F),
+            ("device_seconds", _F),  # wall time the device was held (synchronised on CUDA), any device
             ("started_at", pa.string()),
             ("finished_at", pa.string()),
             ("code_version", pa.string()),

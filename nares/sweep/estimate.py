@@ -1,30 +1,31 @@
 """`nares sweep estimate`: project the device-days of a whole sweep from measured throughput.
 
 Cost model (documented in the README):
-1. Measure: on the local device, time a few PGD-AT training steps (the preset's attack steps + one weight
-   update, batch `sweep.estimate.batch_size`) for `sample` architectures spread over the MACs range.
+1. Measure: on the local device, time a few steps of the trainer's own `nares.train.trainer.train_step` (the
+   preset's attack steps + one weight update, with its precision, channels_last and compile settings, batch
+   `sweep.estimate.batch_size`) for `sample` architectures spread over the MACs range.
    Each step costs (attack_steps + 1) forward+backward passes per image, so one measurement gives the
    seconds per image-pass of that architecture.
 2. Fit: seconds per image-pass = a + b · MACs (least squares over the sample; per-image cost ∝ MACs plus a
    fixed overhead).
 3. Count work per architecture in image-passes (a forward-only pass counts 1/3 of a forward+backward):
    training = epochs × (train images × (attack steps + 1) + validation images × (clean + PGD + CW passes)),
-   evaluation = test images × (clean, FGSM, PGD, CW, APGD-CE on all points + APGD-T × targets on the share
-   `aa_robust_fraction` still robust) + corruptions (19 × 5 × images, forward only) when evaluated.
+   evaluation = Σ over the suite's evaluations of their own cost model (`Evaluation.cost`): for `nares`, test
+   images × (clean, FGSM, PGD, CW, APGD-CE on all points + APGD-T × targets on the share `aa_robust_fraction`
+   still robust) + corruptions (19 × 5 × images, forward only) when evaluated.
 4. Project: Σ over every architecture of the selection of passes × fitted seconds, in device-days.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from nares.complexity import macs
-from nares.space import Arch, ArchIndex
+from nares.evaluations import suite_cost
+from nares.evaluations.base import FWD  # a forward pass ≈ 1/3 of forward+backward
+from nares.spaces.wrn import Arch, ArchIndex, macs
 
-FWD = 1.0 / 3.0  # a forward pass ≈ 1/3 of forward+backward
 DATASET_SIZES = {"cifar10": {"train": 50_000, "test": 10_000}, "cifar10-subset": {"train": 5_438, "test": 1_017},
                  "cifar10.1": 2_000, "cifar10-c": 10_000}
 
@@ -47,20 +48,15 @@ def split_sizes(cfg: dict) -> dict[str, int]:
     return {"train": n_train, "val": n_val, "test": n_test, "corruption_cell": n_corrupt}
 
 
-def work_passes(cfg: dict) -> dict[str, float]:
-    """Forward+backward image-passes per architecture, for the training phase and the evaluation phase."""
+def work_passes(cfg: dict, suite: str | None = None) -> dict[str, float]:
+    """Forward+backward image-passes per architecture, for the training phase and the evaluation phase (the
+    evaluations of `suite`, default the preset's, each by its own cost model: `nares.evaluations`)."""
     n = split_sizes(cfg)
-    t, v, e = cfg["train"], cfg["validation"], cfg["eval"]
+    t, v = cfg["train"], cfg["validation"]
     per_batch = n["train"] // t["batch_size"] * t["batch_size"] if t["drop_last"] else n["train"]
     val = n["val"] * (FWD + (v["pgd"]["steps"] + FWD) + (v["cw"]["steps"] + FWD))
     train = t["epochs"] * (per_batch * (t["attack"]["steps"] + 1) + val)
-    aa = e["aa"]
-    apgd_ce = aa["apgd_ce"]["n_iter"] * aa["apgd_ce"]["n_restarts"]
-    apgd_t = aa["apgd_t"]["n_iter"] * aa["apgd_t"]["n_restarts"] * aa["apgd_t"]["n_target_classes"]
-    robust = cfg["sweep"]["estimate"]["aa_robust_fraction"]
-    per_test = FWD + (1 + FWD) + (e["pgd"]["steps"] + FWD) + (e["cw"]["steps"] + FWD) + apgd_ce + robust * apgd_t + FWD
-    n_cells = 19 * len(e["corruption_severities"])
-    evaluation = n["test"] * per_test + n_cells * n["corruption_cell"] * FWD
+    evaluation = suite_cost(cfg, {"test": n["test"], "corruptions": n["corruption_cell"]}, suite)
     return {"train": float(train), "eval": float(evaluation)}
 
 
@@ -72,48 +68,35 @@ def sample_archs(n: int, index: ArchIndex | None = None) -> list[Arch]:
 
 
 def measure_pass_seconds(arch: Arch, cfg: dict, device: str, *, width_base: int | None = None) -> float:
-    """Seconds per forward+backward image-pass of `arch`, from timed PGD-AT steps on random images."""
+    """Seconds per forward+backward image-pass of `arch`: the trainer's own `train_step` (its precision,
+    channels_last, compile and CUDA-graph settings, the preset's optimizer and attack) timed on random images."""
     import torch
-    import torch.nn.functional as F
 
-    from nares.models import build_model
+    from nares.spaces.wrn import build_model
+    from nares.train.optim import make_optimizer
+    from nares.train.runtime import Stopwatch, resolve_device
+    from nares.train.trainer import compile_net, train_step
 
-    est, atk = cfg["sweep"]["estimate"], cfg["train"]["attack"]
+    est, tr = cfg["sweep"]["estimate"], cfg["train"]
+    dev = resolve_device(device)
     wb = width_base or cfg["model"]["width_base"]
-    model = build_model(arch, width_base=wb, num_classes=cfg["model"]["num_classes"]).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    fmt = torch.channels_last if tr["channels_last"] else torch.contiguous_format
+    torch.manual_seed(0)
+    model = build_model(arch, width_base=wb, num_classes=cfg["model"]["num_classes"]).to(dev, memory_format=fmt)
+    net = compile_net(model, tr, dev)
+    opt = make_optimizer(model, tr)
+    scaler = torch.amp.GradScaler(dev.type) if tr["precision"] == "fp16" else None
     g = torch.Generator(device="cpu").manual_seed(0)
-    x = torch.rand(est["batch_size"], 3, 32, 32, generator=g).to(device)
-    y = torch.randint(0, 10, (est["batch_size"],), generator=g).to(device)
-    eps, step = atk["eps_255"] / 255, atk["step_255"] / 255
-    use_amp = device.startswith("cuda") and cfg["train"]["precision"] != "fp32"
-    dtype = torch.float16 if cfg["train"]["precision"] == "fp16" else torch.bfloat16
-
-    def at_step() -> None:
-        with torch.autocast("cuda", dtype=dtype, enabled=use_amp):
-            model.eval()
-            xa = x.clone()
-            for _ in range(atk["steps"]):
-                xa.requires_grad_(True)
-                (grad,) = torch.autograd.grad(F.cross_entropy(model(xa).float(), y), xa)
-                xa = torch.min(torch.max(xa.detach() + step * grad.sign(), x - eps), x + eps).clamp(0, 1)
-            model.train()
-            loss = F.cross_entropy(model(xa).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    at_step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(est["steps"]):
-        at_step()
-    sync()
-    return (time.perf_counter() - t0) / (est["steps"] * est["batch_size"] * (atk["steps"] + 1))
+    x = torch.rand(est["batch_size"], 3, 32, 32, generator=g).to(dev).contiguous(memory_format=fmt)
+    y = torch.randint(0, cfg["model"]["num_classes"], (est["batch_size"],), generator=g).to(dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    with Stopwatch(dev).running():  # warm-up (and compilation), synchronised before the timed steps
+        train_step(model, net, x, y, opt, tr, gen, scaler)
+    watch = Stopwatch(dev)
+    with watch.running():
+        for _ in range(est["steps"]):
+            train_step(model, net, x, y, opt, tr, gen, scaler)
+    return watch.device_seconds / (est["steps"] * est["batch_size"] * (tr["attack"]["steps"] + 1))
 
 
 def fit_cost(macs_sample: Sequence[float], seconds: Sequence[float]) -> tuple[float, float]:

@@ -1,6 +1,8 @@
 """The sweep journal: one JSON line per event (start, done, failed, interrupted) of each architecture.
 
-It is the sweep's own cost ledger (device seconds per architecture and phase) and the record of failures;
+It is the sweep's own cost ledger and the record of failures: a `done` event carries `train_seconds` and
+`eval_seconds`, the device-seconds of each phase (wall time the worker held the device, any device: a CPU
+worker's count too) and `device`, the device's name, the convention of the store's ledger;
 the store's manifest and ledger stay the truth about what is complete. Lines are appended and fsynced
 by a single writer (the sweep driver); a torn last line (crash mid-write) is skipped on reading.
 """
@@ -51,7 +53,7 @@ class Journal:
         return {e["arch_id"] for e in self.events() if e.get("event") == "done"}
 
     def cost(self) -> dict[int, dict[str, float]]:
-        """Device seconds per architecture and phase (`train`, `eval`), summed over its `done` events."""
+        """Device-seconds per architecture and phase (`train`, `eval`), summed over its `done` events."""
         return _cost(self.events())
 
     def summary(self) -> dict:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
+import re
 from pathlib import Path
 
 from nares.config import REPO_ROOT
+from nares.environment import environment
 from nares.store.settings import nares_home
 
 
@@ -20,6 +19,17 @@ def run_dir(preset: str, seed: int, arch: str) -> Path:
     return runs_root(preset, seed) / arch
 
 
+ALL_PRESETS = "all"   # re-evaluate's preset for: every (preset, seed) in `run_sets()`
+RUN_SET = re.compile(r"(?P<preset>[^/]+)-seed(?P<seed>[0-9]+)")
+
+
+def run_sets() -> list[tuple[str, int]]:
+    """Every (preset, seed) with a runs folder under `$NARES_HOME/runs` (what this home produced), sorted."""
+    root = nares_home() / "runs"
+    found = (RUN_SET.fullmatch(d.name) for d in root.iterdir() if d.is_dir()) if root.is_dir() else ()
+    return sorted((m["preset"], int(m["seed"])) for m in found if m)
+
+
 def journal_path(preset: str, seed: int) -> Path:
     """The sweep journal of one preset and seed (see `nares.sweep.journal`)."""
     return runs_root(preset, seed) / "journal.jsonl"
@@ -28,24 +38,5 @@ def journal_path(preset: str, seed: int) -> Path:
 def default_tables_root(preset: str, seed: int) -> Path:
     """Internal Parquet tables of one preset and seed: `$NARES_TABLES/<preset>-seed<seed>`, else under the
     repository's `tables/` (DVC-tracked, the layout dvc.yaml uses)."""
-    base = Path(os.environ["NARES_TABLES"]) if os.environ.get("NARES_TABLES") else REPO_ROOT / "tables"
+    base = environment().tables or REPO_ROOT / "tables"
     return (base / f"{preset}-seed{seed}").resolve()
-
-
-QUIET_ENV = {
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",   # every Ray listener on 127.0.0.1
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "http_proxy": "http://127.0.0.1:9",          # Ray's usage-stats code probes a cloud-metadata address anyway
-    "no_proxy": "localhost,127.0.0.1,::1",
-}
-
-
-def ray_temp_dir() -> Path:
-    """`$NARES_HOME/ray`, or a short folder in the system temp dir when that path is too long for the
-    Unix sockets Ray puts under it (107 bytes)."""
-    path = nares_home() / "ray"
-    if len(str(path)) > 40:
-        digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-        path = Path(tempfile.gettempdir()) / f"nares-ray-{os.getuid()}-{digest}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from nares.space import Arch
+from nares.spaces.wrn import Arch
 
 
 @dataclass
@@ -39,11 +39,16 @@ class WorkQueue:
         self.seconds_done: list[float] = []       # device seconds of each finished job
         self.started_at = time.monotonic()
 
-    def take(self) -> Job | None:
-        if not self.pending:
-            return None
-        job = self.pending.popleft()
-        self.running[job.arch_id] = job
+    def take(self, accept: Callable[[Job], bool] | None = None) -> Job | None:
+        """The first pending job (the first `accept`ed one when given), now running; None if there is none."""
+        if accept is None:
+            job = self.pending.popleft() if self.pending else None
+        else:
+            job = next((j for j in self.pending if accept(j)), None)
+            if job is not None:
+                self.pending.remove(job)
+        if job is not None:
+            self.running[job.arch_id] = job
         return job
 
     def finish(self, job: Job, device_seconds: float = 0.0) -> None:
@@ -61,6 +66,12 @@ class WorkQueue:
             return False
         self.pending.appendleft(job)
         return True
+
+    def reject(self, job: Job, error: str) -> None:
+        """Report a pending job failed without running it (it can run nowhere in this pool)."""
+        self.pending.remove(job)
+        job.errors.append(error)
+        self.failed.append(job)
 
     def interrupt(self, job: Job) -> None:
         """Give back a job that never started (its worker went away first): no attempt is counted."""

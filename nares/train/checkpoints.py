@@ -29,6 +29,10 @@ class RunError(NaresError):
     """A training run directory that is missing, incomplete, corrupt or belongs to another run."""
 
 
+class TrainingStopped(RunError):
+    """A run asked to stop: it ended after a committed epoch, and the next call resumes from there."""
+
+
 def checkpoint_path(out_dir: Path, kind: str) -> Path:
     if kind not in CHECKPOINT_KINDS:
         raise RunError(f"checkpoint kind {kind!r} is not one of {list(CHECKPOINT_KINDS)}")

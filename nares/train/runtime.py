@@ -54,10 +54,11 @@ def determinism(enabled: bool) -> Iterator[None]:
 
 @dataclass
 class Stopwatch:
-    """Wall seconds, and the same seconds counted as GPU-seconds when the device is a GPU."""
+    """Device-seconds of a phase: the wall time the block held `device`, synchronised on CUDA (queued kernels
+    count). One convention on every device: a CPU run counts its seconds too, named by `device_name`."""
 
     device: torch.device
-    wall_seconds: float = 0.0
+    device_seconds: float = 0.0
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -67,11 +68,11 @@ class Stopwatch:
         finally:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            self.wall_seconds += time.perf_counter() - start
+            self.device_seconds += time.perf_counter() - start
 
     @property
-    def gpu_seconds(self) -> float:
-        return self.wall_seconds if self.device.type == "cuda" else 0.0
+    def device_name(self) -> str:
+        return device_name(self.device)
 
 
 @cache

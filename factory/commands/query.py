@@ -1,0 +1,43 @@
+"""`nares query ARCH…`: every metric of some architectures (table), or their published records (--json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from factory.commands._source import add_source_args, open_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("query", help="metrics of architectures (by D1-W1-D2-W2-D3-W3 string or arch_id)")
+    p.add_argument("archs", nargs="+", metavar="ARCH", help="e.g. 5-10-5-10-5-10, or an arch_id")
+    add_source_args(p)
+    p.add_argument("--json", action="store_true", help="print the published records, one JSON object per line")
+    p.set_defaults(func=_query)
+
+
+def _arch_arg(text: str):
+    return int(text) if text.isdigit() else text
+
+
+def _query(args: argparse.Namespace) -> int:
+    from nares.api import Metric
+
+    ds = open_from_args(args)
+    keys = [_arch_arg(a) for a in args.archs]
+    if args.json:
+        for rec in ds.batch_query(keys):
+            print(json.dumps(rec, separators=(", ", ": ")))
+        return 0
+    ids = [ds.id_of(k) for k in keys]
+    head = ["metric", *(str(ds.arch_of(i)) for i in ids)]
+    rows = [["arch_id", *map(str, ids)]]
+    for m in Metric:
+        unit = {"percent": "%", "millions": "M", "epoch": "", "raw": ""}[m.unit]
+        vals = [ds.metric(i, m) for i in ids]
+        rows.append([f"{m.value}{f' ({unit})' if unit else ''}",
+                     *("—" if v is None else (str(v) if isinstance(v, int) else f"{v:.4f}") for v in vals)])
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths, strict=True))))
+    return 0

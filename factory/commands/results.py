@@ -1,0 +1,95 @@
+"""`nares results (RUN_DIR | --release V | --data FILE) [--json]`: the long-format rows of any value computed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="print the long-format result rows of a run folder, a release or a jsonl")
+    p.add_argument("run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="a run folder (train_done.json, ledger)")
+    p.add_argument("--release", metavar="V", help="a release version (local copy or the object store)")
+    p.add_argument("--data", metavar="FILE", type=Path, help="a published-layout cifar10.jsonl")
+    p.add_argument("--arch", action="append", metavar="A", help="an arch id or string (repeatable)")
+    p.add_argument("--evaluation", action="append", metavar="E", help="an evaluation, e.g. pgd, train (repeatable)")
+    p.add_argument("--metric", action="append", metavar="M", help="a metric, e.g. acc, train_acc (repeatable)")
+    p.add_argument("--json", action="store_true", help="one JSON object per row instead of tab-separated columns")
+    p.set_defaults(func=_results)
+
+
+def _space_name(args: argparse.Namespace) -> str:
+    """The search space of the source: a run folder's (train_done.json), else wrn."""
+    if args.run_dir is None:
+        return "wrn"
+    from nares.train.checkpoints import read_done
+
+    return str((read_done(args.run_dir) or {}).get("space", "wrn"))
+
+
+def _arch_ids(items: list[str] | None, space_name: str = "wrn") -> list[int] | None:
+    """Arch ids of --arch values (ids or the source space's strings), checked before anything is read."""
+    if items is None:
+        return None
+    from nares.spaces import get_space
+
+    space = get_space(space_name)
+    index = None
+    out = []
+    for item in items:
+        if item.strip().isdigit():
+            out.append(int(item))
+        else:
+            index = index or space.index()
+            out.append(index.id_of(space.canonical(space.parse(item))))
+    return out
+
+
+def _source_table(args: argparse.Namespace):
+    from nares.errors import NaresError
+
+    given = [g for g in (args.run_dir, args.release, args.data) if g is not None]
+    if len(given) != 1:
+        raise NaresError("give exactly one of RUN_DIR, --release V or --data FILE")
+    if args.run_dir is not None:
+        from nares.results import run_rows
+
+        return run_rows(args.run_dir)
+    from nares.exporters.nares_jsonl import read_jsonl_long
+
+    if args.data is not None:
+        return read_jsonl_long(args.data)
+    from nares.release import fetch_release
+    from nares.results.store import RESULTS_TABLE, read_results
+
+    folder = fetch_release(args.release)  # its long table (tables/results/), else its cifar10.jsonl
+    if (folder / "tables" / RESULTS_TABLE).is_dir():
+        return read_results(folder / "tables")
+    return read_jsonl_long(folder / "cifar10.jsonl")
+
+
+def _results(args: argparse.Namespace) -> int:
+    from nares.results import SHOWN_COLUMNS, filter_rows
+
+    arch = _arch_ids(args.arch, _space_name(args))
+    table = filter_rows(_source_table(args), arch=arch, evaluation=args.evaluation, metric=args.metric)
+    cols = {c: table.column(c).to_pylist() for c in SHOWN_COLUMNS}
+    out = sys.stdout
+    if not args.json:
+        out.write("\t".join(SHOWN_COLUMNS) + "\n")
+    for row in zip(*cols.values(), strict=True):
+        if args.json:
+            out.write(json.dumps(dict(zip(SHOWN_COLUMNS, row, strict=True))) + "\n")
+        else:
+            out.write("\t".join(_text(v) for v in row) + "\n")
+    return 0
+
+
+def _text(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)

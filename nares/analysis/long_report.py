@@ -1,0 +1,87 @@
+"""`build_results_report`: the figures any search space gets, from the long results table alone.
+
+One objective (an (evaluation, metric, key) of the long table, at one checkpoint) against the exact
+complexity (the `complexity` evaluation's rows): accuracy vs #Params/#MACs, the objective per value of each
+coordinate of the space's `coord_schema`, Pareto ranks on (objective ↑, MACs ↓) and, with at least three
+points, PCA of the coordinates of the best and worst sets; `report.json` and `index.html` as `build_report`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nares.analysis.pareto import best_and_worst, pareto_ranks
+from nares.analysis.report import (
+    BEST_RANK,
+    _coord_columns,
+    _fig_coordinates,
+    _fig_pareto,
+    _fig_pca,
+    _finite,
+    _html,
+    _plt,
+    _save,
+    _scatter,
+)
+from nares.errors import NaresError
+from nares.io import atomic_write
+from nares.spaces import SearchSpace
+
+
+def _frame(table: pa.Table, space: SearchSpace, evaluation: str, metric: str, key: str, checkpoint: str,
+           column: str) -> pd.DataFrame:
+    df = table.filter(pc.equal(table["space"], space.name)).to_pandas()
+    pick = df[(df["evaluation"] == evaluation) & (df["metric"] == metric) & (df["key"] == key)
+              & (df["checkpoint"] == checkpoint)]
+    cx = df[df["evaluation"] == "complexity"].pivot_table(index="arch_id", columns="metric", values="value",
+                                                          aggfunc="last")
+    if pick.empty or not {"params", "macs"} <= set(cx.columns):
+        raise NaresError(f"the results hold no {evaluation}/{metric}[{key!r}] at checkpoint {checkpoint!r} with "
+                         f"complexity rows for space {space.name!r}")
+    out = pick.groupby("arch_id", sort=True).agg(arch=("arch", "last"), value=("value", "last"))
+    out = out.join(cx[["params", "macs"]], how="inner")
+    out[column] = out.pop("value")
+    out["PARAMS"], out["MACS"] = out.pop("params") / 1e6, out.pop("macs") / 1e6
+    archs = [space.parse(a) for a in out["arch"]]
+    for c in _coord_columns(space):
+        out[c] = [space.coords(a)[c] for a in archs]
+    return out.reset_index()
+
+
+def build_results_report(table: pa.Table, space: SearchSpace, out: str | Path, *, evaluation: str, metric: str,
+                         key: str = "", checkpoint: str = "best", source: str = "results") -> Path:
+    """Write the generic figures, `report.json` and `index.html` of `space`'s rows of `table`; returns index.html."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    y = f"{evaluation}_{metric}" + (f"[{key}]" if key else "")
+    df = _frame(table, space, evaluation, metric, key, checkpoint, y)
+    archs = [space.parse(a) for a in df["arch"]]
+    stats: dict = {"architectures": len(df), "source": source, "space": space.name, "objective": y}
+    ranks = pareto_ranks(df[y].to_numpy(), df["MACS"].to_numpy())
+    best, worst = best_and_worst(df[y].to_numpy(), df["MACS"].to_numpy(), BEST_RANK, ranks=ranks)
+    stats["pareto"] = {"fronts": int(ranks.max()) + 1, "front_size": int((ranks == 0).sum()), "best_set": len(best),
+                       "front": [space.format(archs[i]) for i in np.flatnonzero(ranks == 0)]}
+    cols = _coord_columns(space)
+    enc = df[cols].to_numpy(dtype=np.float64)
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (col, label) in zip(axes, (("PARAMS", "Params (M)"), ("MACS", "MACs (M)")), strict=True):
+        _scatter(ax, df[col], df[y], label, f"{y} (%)")
+    fig.suptitle(f"{y} vs #Params and #MACs ({checkpoint} checkpoint)")
+    figures = [
+        ("Objective vs #Params and #MACs", _save(fig, out, "accuracy_vs_complexity.png")),
+        ("Distributions per coordinate value", _fig_coordinates(df, out, space, y, y)),
+        ("Pareto rank", _fig_pareto(df, ranks, best, worst, out, y, y)),
+        ("PCA of the best and worst sets", _fig_pca(enc, [c.upper() for c in cols], best, worst, out, stats)),
+    ]
+    with atomic_write(out / "report.json", "w") as fh:
+        json.dump(_finite(stats), fh, indent=1, allow_nan=False)
+    with atomic_write(out / "index.html", "w") as fh:
+        fh.write(_html(stats, [(t, f) for t, f in figures if f], [c.upper() for c in cols], y))
+    return out / "index.html"
