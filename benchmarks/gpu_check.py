@@ -124,10 +124,10 @@ def _at_rows(args, s, compile_: bool, with_reference: bool) -> dict:
     import torch
 
     from benchmarks import at_throughput as at
-    from nares.complexity import macs
     from nares.config import load_preset
     from nares.data import ImageSet
     from nares.models import build_model
+    from nares.spaces.wrn import macs
     from nares.train.optim import make_optimizer
     from nares.train.trainer import compile_net
 

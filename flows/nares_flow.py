@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from nares.config import load_preset
-from nares.space import ArchIndex
+from nares.spaces import space_for
 from nares.sweep import paths
 from nares.sweep.journal import Journal
 from nares.sweep.queue import Job, WorkQueue, progress_markdown
@@ -50,16 +50,17 @@ def _artifact_key(action: str, preset: str, seed: int) -> str:
 def plan(preset: str, archs: str, seed: int, mode: str, tables_root: str) -> tuple[list[tuple[int, str]], int]:
     """The selected architectures not yet complete, in cost order; and how many were already complete."""
     cfg = load_preset(preset)
-    selected = select_archs(archs)
+    space = space_for(cfg)
+    selected = select_archs(archs, space)
     if mode == "dry-run":
         done = Journal(paths.journal_path(preset, seed)).done_ids()
     else:
         from nares.store.ingest import complete_ids
 
-        done = complete_ids(tables_root)
+        done = complete_ids(tables_root, space.name)
     todo = [(i, a) for i, a in selected if i not in done]
-    ordered = order_jobs(todo, cfg["sweep"]["order"], cfg["model"]["width_base"])
-    return [(i, str(a)) for i, a in ordered], len(selected) - len(todo)
+    ordered = order_jobs(todo, cfg["sweep"]["order"], cfg["model"]["width_base"], space=space)
+    return [(i, space.format(a)) for i, a in ordered], len(selected) - len(todo)
 
 
 def _on_sigterm(stopping: threading.Event, actors: list) -> Callable:
@@ -164,6 +165,7 @@ def _finish(kind: str, queue: WorkQueue, skipped: int) -> dict:
 @task(name="sweep", cache_policy=NO_CACHE)
 def run_sweep(jobs: list[tuple[int, str]], skipped: int, preset: str, seed: int, mode: str, tables_root: str) -> dict:
     store = _store() if mode == "train" else None
+    space_name = space_for(load_preset(preset)).name
 
     def submit(actor, job: Job):
         return actor.run.remote(job.arch, str(paths.run_dir(preset, seed, job.arch)))
@@ -177,7 +179,7 @@ def run_sweep(jobs: list[tuple[int, str]], skipped: int, preset: str, seed: int,
         run = paths.run_dir(preset, seed, job.arch)
         RunSync.for_dir(store, run).restore(run)  # the worker's files, verified, when it ran on another node
         ingest_run(store, Path(tables_root), run, arch_id=job.arch_id)
-        if not is_complete(tables_root, job.arch_id):
+        if not is_complete(tables_root, job.arch_id, space_name):
             raise SweepError(f"{job.arch} was ingested but the store does not hold it complete")
 
     return _finish("sweep", _drive("sweep", jobs, preset, seed, mode, submit, on_done), skipped)
@@ -234,12 +236,13 @@ def _ensure_checkpoint(store, objects: Callable[[], dict], arch_id: int, kind: s
 
 @task(name="re-evaluate", cache_policy=NO_CACHE)
 def run_reevaluate(groups: dict[tuple[int, str], list[str]], preset: str, seed: int, mode: str, tables_root: str) -> dict:
-    index = ArchIndex.default()
+    space = space_for(load_preset(preset))
+    index = space.index()
     store = _store() if mode == "train" else None
     cells: dict[int, list[tuple[str, list[str]]]] = {}
     for (arch_id, checkpoint), metrics in sorted(groups.items()):
         cells.setdefault(arch_id, []).append((checkpoint, metrics))
-    jobs = [(a, str(index.arch_of(a))) for a in sorted(cells)]
+    jobs = [(a, space.format(index.arch_of(a))) for a in sorted(cells)]
     objects = functools.cache(functools.partial(_checkpoint_objects, tables_root))  # read once, when first needed
 
     def submit(actor, job: Job):
@@ -308,7 +311,7 @@ def nares(action: Action = "sweep", preset: str = "tiny", archs: str = "all", se
             results[f"seed{seed}"] = run_reevaluate(find_stale(preset, root), preset, seed, mode, root)
         elif action == "publish":
             ver = version or f"{preset}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-            expected = None if archs == "all" else [i for i, _ in select_archs(archs)]
+            expected = None if archs == "all" else [i for i, _ in select_archs(archs, space_for(cfg))]
             results[f"seed{seed}"] = publish_release(ver, preset, root, expected)
         else:
             raise SweepError(f"unknown action {action!r} (expected sweep, re-evaluate or publish)")

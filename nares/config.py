@@ -1,4 +1,5 @@
-"""Presets from params.yaml: `full` is the protocol, other presets override parts of it (deep merge).
+"""Presets from params.yaml: `full` is the protocol, other presets override parts of it (deep merge); a preset
+with `extends: other` overrides `other` instead (chains allowed, cycles refused).
 
 Library code never hard-codes a protocol number; it reads the resolved preset dict (`load_preset`), or the
 same preset typed (`load_settings`, `nares.settings.Settings`). Both are checked against the schema of
@@ -24,6 +25,7 @@ from nares.settings import Settings, parse_settings
 __all__ = ["BASE_PRESET", "REPO_ROOT", "load_preset", "load_settings", "params_path", "preset_hash", "preset_names"]
 
 BASE_PRESET = "full"
+EXTENDS = "extends"  # a preset's optional key: the preset it changes (default: `full`)
 
 
 def params_path() -> Path:
@@ -61,6 +63,25 @@ def _read_presets(path: Path) -> dict[str, Any]:
     return presets
 
 
+def _chain(presets: dict[str, Any], name: str) -> list[str]:
+    """The presets whose overrides make `name`, outermost last: `name` alone, or (with `extends: other`) the chain
+    of `other` first. A preset that is not a mapping, an unknown `extends` or a cycle is one ConfigError line."""
+    chain: list[str] = []
+    link: Any = name
+    while link != BASE_PRESET:
+        over = presets[link]
+        if over is not None and not isinstance(over, dict):
+            raise ConfigError(f"presets.{link} is {shown(over)}; expected a mapping of the keys it changes")
+        chain.append(link)
+        link = (over or {}).get(EXTENDS, BASE_PRESET)
+        if not isinstance(link, str) or link not in presets:
+            raise ConfigError(f"presets.{chain[-1]}.{EXTENDS} is {shown(link)}; expected the name of another preset "
+                              f"({', '.join(map(str, presets))})")
+        if link in chain:
+            raise ConfigError(f"presets.{chain[-1]}.{EXTENDS} is {link!r}, which extends it back (a cycle)")
+    return chain[::-1]
+
+
 def _merge(base: dict, over: dict, where: str) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -82,10 +103,10 @@ def _load(name: str, path: str | Path | None) -> tuple[dict[str, Any], Settings]
         cfg = presets[BASE_PRESET]
         settings = parse_settings(cfg, f"presets.{BASE_PRESET}")  # an inherited bad value is named where it is
         if name != BASE_PRESET:
-            over = presets[name]
-            if over is not None and not isinstance(over, dict):
-                raise ConfigError(f"presets.{name} is {shown(over)}; expected a mapping of the keys it changes")
-            cfg = _merge(cfg, over or {}, f"presets.{name}")
+            for link in _chain(presets, name):
+                over = dict(presets[link] or {})
+                over.pop(EXTENDS, None)
+                cfg = _merge(cfg, over, f"presets.{link}")
             settings = parse_settings(cfg, f"presets.{name}")
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None

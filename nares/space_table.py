@@ -16,9 +16,11 @@ from nares.spaces.wrn import SPACE as WRN
 
 
 def space_schema(space: SearchSpace) -> pa.Schema:
-    """arch_id, arch, the space's coordinate columns, params, macs."""
+    """arch_id, arch, the space's coordinate columns, params, macs; and `representative_id` (the arch_id of the
+    architecture trained for this one's isomorphism class) for spaces with classes (`has_representatives`)."""
+    rep = [("representative_id", pa.int32())] if space.has_representatives else []
     return pa.schema([("arch_id", pa.int32()), ("arch", pa.string()), *space.coord_schema,
-                      ("params", pa.int64()), ("macs", pa.int64())])
+                      ("params", pa.int64()), ("macs", pa.int64()), *rep])
 
 
 SPACE_SCHEMA = space_schema(WRN)  # the WRN space's table (d1 … w3)
@@ -43,6 +45,8 @@ def space_table(index: SpaceIndex | None = None, width_base: int | None = None,
         p, m = space.complexity(a, scale)
         cols["params"].append(p)
         cols["macs"].append(m)
+        if space.has_representatives:
+            cols["representative_id"].append(index.id_of(space.canonical(a)))
     return pa.table(cols, schema=schema)
 
 

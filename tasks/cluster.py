@@ -19,6 +19,7 @@ QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "http_proxy": "http://127.0.0.1:9",          # Ray's usage-stats code probes a cloud-metadata address anyway
     "no_proxy": "localhost,127.0.0.1,::1",
+    "RAY_gcs_server_port_wait_time_s": "120",    # Ray's 30 s for the GCS to come up is too short on a busy 2-core box
 }
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
-from nares.complexity import macs
 from nares.config import REPO_ROOT, params_path
+from nares.spaces import space_for
 from nares.sweep.packing import GIB, MemoryModel, PackingPlan, plan_shares
 from nares.sweep.queue import Job, WorkQueue
 from nares.sweep.selection import SweepError
@@ -92,11 +92,15 @@ def plan_for(cfg: dict, jobs: list[tuple[int, str]], resources: dict | None = No
     plan = plan_pool(sweep, len(jobs), res)
     if not pk["enabled"] or plan.kind != "gpu":
         return plan
+    space = space_for(cfg)
+    if space.name != "wrn":
+        raise SweepError(f"sweep.packing.enabled: the memory model is the wrn space's; set it false for space "
+                         f"{space.name!r} (gpus_per_actor packs evenly)")
     gpu_bytes = gpu_memory_bytes(pk)
     model = MemoryModel.load(REPO_ROOT / pk["memory_model"]) if pk["memory_model"] else MemoryModel.conservative()
     wb, batch = cfg["model"]["width_base"], cfg["train"]["batch_size"]
     peaks = {a: model.peak_bytes(a, wb, batch) for _, a in jobs}
-    work = {a: float(macs(a, wb)) for _, a in jobs}
+    work = {a: float(space.complexity(space.parse(a), wb)[1]) for _, a in jobs}
     packing = plan_shares(peaks, work, int(float(res.get("GPU", 0)) + 1e-9), gpu_bytes,
                           max_per_gpu=pk["max_per_gpu"], headroom=pk["headroom"])
     cap = sweep.get("max_actors") or len(packing.shares)

@@ -196,7 +196,7 @@ def test_sigterm_to_the_flow_run_stops_after_the_epoch_and_a_new_run_continues(c
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.nares_flow import nares
-    from nares.space import ArchIndex
+    from nares.spaces.wrn import ArchIndex
     from nares.sweep.paths import journal_path
 
     _, cluster = cluster_env
@@ -240,7 +240,7 @@ def test_killed_worker_node_moves_its_architecture_to_the_other_node(cluster_env
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.nares_flow import nares
-    from nares.space import ArchIndex
+    from nares.spaces.wrn import ArchIndex
     from nares.sweep.paths import journal_path
 
     _, cluster = cluster_env

@@ -54,3 +54,41 @@ def test_preset_hashes_are_pinned(name: str) -> None:
     cfg = load_preset(name)
     assert (preset_hash(cfg), training_hash(cfg), evaluation_hash(cfg, "pgd"), evaluation_hash(cfg, "complexity")) \
         == PINNED[name]
+
+
+def test_a_preset_extends_another_and_names_its_space() -> None:
+    tiny, nb = load_preset("tiny"), load_preset("nb201-tiny")
+    assert nb["space"] == {"name": "nb201", "cells_per_stage": 1} and nb["model"]["width_base"] == 4
+    assert {k: v for k, v in nb.items() if k not in ("space", "model", "name")} == \
+        {k: v for k, v in tiny.items() if k not in ("space", "model", "name")}  # everything else is tiny's
+    full_nb = load_preset("nb201-full")
+    assert full_nb["train"] == load_preset("full")["train"] and full_nb["model"]["width_base"] == 16
+
+
+def test_bad_extends(tmp_path) -> None:
+    p = tmp_path / "params.yaml"
+    base = (REPO_ROOT / "params.yaml").read_text()
+    for extra, message in (
+        ("  a: {extends: nope}\n", r"presets\.a\.extends is 'nope'; expected the name of another preset"),
+        ("  a: {extends: b}\n  b: {extends: a}\n", r"presets\.b\.extends is 'a', which extends it back"),
+        ("  a: {extends: b}\n  b: [1]\n", r"presets\.b is \[1\]; expected a mapping"),
+        ("  a: {extends: tiny, train: {epochs: ten}}\n", r"presets\.a\.train\.epochs"),
+    ):
+        p.write_text(base + extra)
+        with pytest.raises(ConfigError, match=message):
+            load_preset("a", p)
+
+
+def test_a_non_wrn_space_section_is_part_of_the_training_and_evaluation_hashes() -> None:
+    import copy
+
+    from nares.train.runtime import evaluation_hash, training_hash
+
+    nb = load_preset("nb201-tiny")
+    more = copy.deepcopy(nb)
+    more["space"]["cells_per_stage"] = 2
+    assert training_hash(more) != training_hash(nb) and evaluation_hash(more, "pgd") != evaluation_hash(nb, "pgd")
+    wrn = load_preset("tiny")
+    sub = copy.deepcopy(wrn)
+    sub["space"] = {"depths": [4, 5], "widths": [8]}  # a WRN restriction leaves each architecture's run as it is
+    assert training_hash(sub) == training_hash(wrn)

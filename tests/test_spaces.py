@@ -31,9 +31,9 @@ WRN_34_10 = Arch(5, 10, 5, 10, 5, 10)
 def test_registry_knows_wrn_and_names_the_known_on_error() -> None:
     assert get_space("wrn") is SPACE and "wrn" in space_names()
     with pytest.raises(ConfigError) as exc:
-        get_space("nb201")
+        get_space("nb101")
     msg = str(exc.value)
-    assert msg.startswith("unknown search space 'nb201'; known: ") and "wrn" in msg and "\n" not in msg
+    assert msg.startswith("unknown search space 'nb101'; known: ") and "wrn" in msg and "\n" not in msg
     with pytest.raises(TypeError):
         register_space(object())  # type: ignore[arg-type]
 
@@ -109,8 +109,8 @@ def test_a_preset_space_section_restricts_the_choices() -> None:
         space_for({"space": {"depths": [4, 6], "widths": [8]}})
     with pytest.raises(ConfigError, match=r"^space.cells is not a setting \(the keys of space 'wrn' are name, depths"):
         space_for({"space": {"cells": 3}})
-    with pytest.raises(ConfigError, match=r"^space.name: unknown search space 'nb201'"):
-        space_for({"space": {"name": "nb201"}})
+    with pytest.raises(ConfigError, match=r"^space.name: unknown search space 'nb101'"):
+        space_for({"space": {"name": "nb101"}})
 
 
 def test_plugins_named_in_the_environment_load_at_lookup(tmp_path) -> None:
@@ -138,7 +138,7 @@ def test_the_preset_space_section_is_checked_by_the_space_at_load(tmp_path) -> N
     s = load_settings("tiny")
     assert (s.space.name, dict(s.space.settings)) == ("wrn", {"depths": (4, 5, 7, 9, 11), "widths": (8, 10, 12, 14, 16)})
     for section, needle in (({"depths": [4, 6], "widths": [8]}, r"presets\.tiny\.space\.depths is \[4, 6\]; expected"),
-                            ({"name": "nb201"}, r"presets\.tiny\.space\.name: unknown search space 'nb201'")):
+                            ({"name": "nb101"}, r"presets\.tiny\.space\.name: unknown search space 'nb101'")):
         params["presets"]["tiny"]["space"] = section
         path = tmp_path / "params.yaml"
         path.write_text(yaml.safe_dump(params))

@@ -14,7 +14,7 @@ from nares.evaluate.ledger import append_cell, find_cell, read_cells
 from nares.evaluate.metrics import ATTACK_METRICS, METRICS, attack_cell, complexity_cell, corruption_cell
 from nares.evaluate.record import RECORD_FILE, REQUIRED_METRICS, write_run_record
 from nares.io import exclusive_folder
-from nares.spaces import get_space, space_for
+from nares.spaces import DEFAULT_SPACE, configured_space, get_space, space_for
 from nares.train.checkpoints import RunError, checkpoint_path, load_checkpoint, read_done, verify_checkpoints
 from nares.train.runtime import (
     Stopwatch,
@@ -34,7 +34,8 @@ def load_model(path: Path, device: torch.device, channels_last: bool) -> torch.n
     """The eval-mode model of a checkpoint file."""
     ckpt = load_checkpoint(path)
     meta = ckpt["meta"]
-    space = get_space(meta.get("space", "wrn"))
+    name, settings = meta.get("space", DEFAULT_SPACE), meta.get("space_settings")
+    space = configured_space({"name": name, **settings}) if settings else get_space(name)
     model = space.build_model(space.parse(meta["arch"]), meta["width_base"], num_classes=meta["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -99,6 +100,7 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
     result: dict[str, Any] = {"computed": [], "reused": [], "skipped": {}, "cells": {}, "record": None,
                               "device": device_name(dev), "device_seconds": 0.0}
     model = test = None
+    arch_id = space.index().id_of(arch) if space.size is not None else None  # a sampled space: the sweep's id
     for metric in wanted:
         found = find_cell(cells, **key, metric=metric, metric_version=versions[metric],
                           preset_hash=evaluation_hash(cfg, metric))
@@ -129,7 +131,7 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
             else:
                 values = complexity_cell(arch, cfg)
         cell = {
-            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": space.index().id_of(arch), "metric": metric, "metric_version": versions[metric], "status": "done",
+            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id, "metric": metric, "metric_version": versions[metric], "status": "done",
             "checkpoint_sha256": done["checkpoints"][checkpoint]["sha256"],
             "checkpoint_epoch": done["checkpoints"][checkpoint]["epoch"], "device": watch.device_name,
             "device_seconds": watch.device_seconds, "started_at": started,

@@ -37,8 +37,10 @@ def run_rows(run_dir: str | Path, *, arch_id: int | None = None) -> pa.Table:
     cells = [c for c in read_cells(run_dir) if c.get("status") == "done"]
     if arch_id is not None:
         aid = int(arch_id)
-    else:
-        aid = int(cells[0]["arch_id"]) if cells else space.index().id_of(space.canonical(arch))
+    elif cells and cells[0].get("arch_id") is not None:
+        aid = int(cells[0]["arch_id"])
+    else:  # a space too large to enumerate has no default id: its runs are read under the sweep's ids
+        aid = space.index().id_of(space.canonical(arch))
     base = {"dataset": dataset, "space": space.name, "arch_id": aid, "arch": arch_s, "seed": int(done["seed"])}
     b = LongBuilder()
     train = {**base, "checkpoint": "", "evaluation": TRAIN, "device": done.get("gpu_type"),

@@ -15,7 +15,7 @@ from nares.plugins import load_plugins
 from nares.spaces.base import SearchSpace, SpaceIndex
 
 DEFAULT_SPACE = "wrn"
-_BUILTIN = {"wrn": "nares.spaces.wrn"}  # imported on first lookup (each module defines SPACE)
+_BUILTIN = {"wrn": "nares.spaces.wrn", "nb201": "nares.spaces.nb201", "robnet": "nares.spaces.robnet"}  # imported on first lookup (each module defines SPACE)
 _SPACES: dict[str, SearchSpace] = {}
 
 

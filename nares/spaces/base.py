@@ -33,6 +33,7 @@ class SearchSpace(abc.ABC):
     name: str
     default_scale: int = 1  # the model scale at which default ids and reference complexity are counted
     arch_type: type = object  # the class of this space's architectures (`parse` returns instances)
+    has_representatives: bool = False  # True when `canonical` maps isomorphic architectures to one representative
 
     # -- what a space must define -------------------------------------------------------------------------
     @property
@@ -107,6 +108,9 @@ class SearchSpace(abc.ABC):
         """The arch_id bijection: the default ids, or those of an external map (a jsonl of records with
         `arch_id` and `arch`, or a mapping arch_id → architecture)."""
         if id_map is None:
+            if self.size is None:
+                raise ArchError(f"search space {self.name!r} is not enumerable: its arch ids are those of a sample "
+                                "(sample:N[@SEED], ids = positions in the seeded draw) or of an id map")
             return self._default_index()
         if isinstance(id_map, Mapping):
             return SpaceIndex.from_mapping(self, id_map)
@@ -171,15 +175,24 @@ class SpaceIndex:
 
     def __init__(self, space: SearchSpace, ordered: Sequence[Arch]):
         n = space.size
-        if n is None or len(ordered) != n or len(set(ordered)) != n:
+        if n is None:  # a sample of a space too large to enumerate: ids 1..len, each architecture once
+            if not ordered or len(set(ordered)) != len(ordered):
+                raise ArchError(f"an id map of space {space.name!r} must name distinct architectures "
+                                f"(got {len(set(ordered))} distinct of {len(ordered)})")
+        elif len(ordered) != n or len(set(ordered)) != n:
             raise ArchError(f"an id map must cover all {n} architectures exactly once (got {len(set(ordered))} distinct)")
         self.space = space
         self._by_id = tuple(ordered)
         self._ids = {a: i + 1 for i, a in enumerate(self._by_id)}
 
     @classmethod
+    def of_sample(cls, space: SearchSpace, n: int, seed: int) -> SpaceIndex:
+        """ids 1..n = the positions of `space.sample(n, seed)` (a prefix of a larger draw keeps its ids)."""
+        return cls(space, space.sample(n, seed))
+
+    @classmethod
     def from_mapping(cls, space: SearchSpace, id_map: Mapping[int, Any]) -> SpaceIndex:
-        n = space.size or 0
+        n = space.size or len(id_map)
         if sorted(id_map) != list(range(1, n + 1)):
             raise ArchError(f"arch ids must be exactly 1..{n} (found {len(id_map)} ids)")
         return cls(space, [space.parse(id_map[i]) for i in range(1, n + 1)])
@@ -201,7 +214,7 @@ class SpaceIndex:
                 if aid in ordered:
                     raise ArchError(f"{path}:{lineno}: arch_id {aid} appears twice")
                 ordered[aid] = arch
-        n = space.size or 0
+        n = space.size or len(ordered)
         if sorted(ordered) != list(range(1, n + 1)):
             raise ArchError(f"{path}: arch ids must be exactly 1..{n} (found {len(ordered)} ids)")
         return cls(space, [ordered[i] for i in range(1, n + 1)])

@@ -28,6 +28,7 @@ from nares.errors import NaresError
 from nares.records import read_jsonl
 from nares.results.run import run_rows
 from nares.results.store import write_results
+from nares.spaces import DEFAULT_SPACE
 from nares.store.objects import ObjectStore
 from nares.store.tables import SCHEMAS, SHARD_ARCHS, records_to_tables, shard_path, write_tables
 
@@ -143,16 +144,24 @@ def ingest_run(
     """
     run_dir = Path(run_dir)
     done = _read_json(run_dir / DONE_FILE)
-    recs = read_jsonl(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).exists() else []
-    if len(recs) != 1:
-        raise IngestError(
-            f"{run_dir / RECORD_FILE} must hold exactly one record (found {len(recs)}); run `nares evaluate` first"
-        )
-    rec = recs[0]
-    if arch_id is not None:
-        rec["arch_id"] = int(arch_id)
-    tables = records_to_tables([rec])  # validates the record: fails before any upload
-    aid = rec["arch_id"]
+    if done.get("space", DEFAULT_SPACE) != DEFAULT_SPACE:  # another space: no published-layout record
+        if arch_id is None:
+            raise IngestError(f"{run_dir}: a run of space {done.get('space')!r} is ingested under an explicit arch_id")
+        if not (run_dir / EVAL_FILE).exists():
+            raise IngestError(f"{run_dir / EVAL_FILE} is missing; run `nares evaluate` first")
+        tables: dict[str, pa.Table] = {}
+        aid = int(arch_id)
+    else:
+        recs = read_jsonl(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).exists() else []
+        if len(recs) != 1:
+            raise IngestError(
+                f"{run_dir / RECORD_FILE} must hold exactly one record (found {len(recs)}); run `nares evaluate` first"
+            )
+        rec = recs[0]
+        if arch_id is not None:
+            rec["arch_id"] = int(arch_id)
+        tables = records_to_tables([rec])  # validates the record: fails before any upload
+        aid = rec["arch_id"]
     entries = done.get("checkpoints", {})
     manifest = []
     for kind in CHECKPOINT_KINDS:
@@ -183,15 +192,33 @@ def _shard_rows(tables_root: Path, name: str, arch_id: int, columns: list[str]) 
     return pq.read_table(path, columns=columns, filters=[("arch_id", "=", arch_id)])
 
 
-def is_complete(tables_root: str | Path, arch_id: int) -> bool:
-    """True when the tables hold the architecture's record and all four manifest rows."""
+def is_complete(tables_root: str | Path, arch_id: int, space: str = DEFAULT_SPACE) -> bool:
+    """True when the tables hold all four manifest rows of the architecture and its results: the WRN record
+    (runs and test_metrics rows), or for another space its rows in the long results table."""
     root = Path(tables_root)
     kinds = set(_shard_rows(root, "manifest", int(arch_id), ["arch_id", "kind"]).column("kind").to_pylist())
     if kinds != set(CHECKPOINT_KINDS):
         return False
+    if space != DEFAULT_SPACE:
+        return int(arch_id) in _result_ids(root, space, int(arch_id))
     return all(
         _shard_rows(root, n, int(arch_id), ["arch_id"]).num_rows == 1 for n in ("runs", "test_metrics")
     )
+
+
+def _result_ids(root: Path, space: str, arch_id: int | None = None) -> set[int]:
+    """The arch ids of `space` with rows in the long results table (of `arch_id`'s shard alone when given)."""
+    from nares.results.store import RESULTS_TABLE
+    from nares.results.store import shard_path as results_shard
+
+    paths = [results_shard(root, (arch_id - 1) // SHARD_ARCHS)] if arch_id is not None else \
+        sorted((root / RESULTS_TABLE).glob("part-*.parquet"))
+    ids: set[int] = set()
+    for path in paths:
+        if path.exists():
+            t = pq.read_table(path, columns=["space", "arch_id"], filters=[("space", "=", space)])
+            ids.update(t.column("arch_id").to_pylist())
+    return ids
 
 
 def _stored_rows(root: Path, name: str, columns: list[str]) -> list[tuple]:
@@ -210,12 +237,15 @@ def _stored_rows(root: Path, name: str, columns: list[str]) -> list[tuple]:
     return rows
 
 
-def complete_ids(tables_root: str | Path) -> set[int]:
-    """The arch ids `is_complete` holds true for, from one read of the manifest, runs and test_metrics tables."""
+def complete_ids(tables_root: str | Path, space: str = DEFAULT_SPACE) -> set[int]:
+    """The arch ids `is_complete` holds true for, from one read of the manifest and the results tables."""
     root = Path(tables_root)
     kinds: dict[int, set[str]] = {}
     for aid, kind in _stored_rows(root, "manifest", ["arch_id", "kind"]):
         kinds.setdefault(aid, set()).add(kind)
-    counts = [Counter(aid for (aid,) in _stored_rows(root, n, ["arch_id"])) for n in ("runs", "test_metrics")]
     want = set(CHECKPOINT_KINDS)
+    if space != DEFAULT_SPACE:
+        stored = _result_ids(root, space)
+        return {aid for aid, k in kinds.items() if k == want and aid in stored}
+    counts = [Counter(aid for (aid,) in _stored_rows(root, n, ["arch_id"])) for n in ("runs", "test_metrics")]
     return {aid for aid, k in kinds.items() if k == want and all(c[aid] == 1 for c in counts)}

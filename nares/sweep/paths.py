@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -15,8 +16,21 @@ def runs_root(preset: str, seed: int) -> Path:
     return nares_home() / "runs" / f"{preset}-seed{seed}"
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def run_name(arch: str) -> str:
+    """The folder (and object-store key part) of an architecture's run: its string when that is a safe name (the
+    WRN `5-10-5-10-5-10`), else the string with every run of other characters made `_`, cut to 80 characters,
+    plus 10 hex digits of its sha256 (NB201 `|op~0|+…`, RobNet cell-free `…/…`: no `/`, `|` or `+` in keys)."""
+    if SAFE_NAME.fullmatch(arch):
+        return arch
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", arch).strip("_")[:80]
+    return f"{slug}-{hashlib.sha256(arch.encode()).hexdigest()[:10]}"
+
+
 def run_dir(preset: str, seed: int, arch: str) -> Path:
-    return runs_root(preset, seed) / arch
+    return runs_root(preset, seed) / run_name(arch)
 
 
 ALL_PRESETS = "all"   # re-evaluate's preset for: every (preset, seed) in `run_sets()`

@@ -39,15 +39,35 @@ def _parse_ids(body: str, n_archs: int) -> list[int]:
     return ids
 
 
+def _parse_sample(body: str, n_archs: int | None) -> tuple[int, int]:
+    """(N, SEED) of `sample:N[@SEED]` (seed 0 by default), N in 1..n_archs (any N ≥ 1 when None)."""
+    n_s, _, seed_s = body.partition("@")
+    try:
+        n, seed = int(n_s), int(seed_s or 0)
+    except ValueError:
+        raise SweepError(f"bad sample {body!r} in selection (expected sample:N or sample:N@SEED)") from None
+    if n < 1 or (n_archs is not None and n > n_archs):
+        raise SweepError(f"sample size {n} is outside 1..{n_archs if n_archs is not None else 'any'}")
+    return n, seed
+
+
 def select_archs(selection: str | Sequence[str], space: SearchSpace | None = None,
                  index: SpaceIndex | None = None) -> list[tuple[int, Any]]:
     """(arch_id, arch) pairs of `space` (default WRN) named by `selection`, each once, in arch-id order;
-    ids are those of `index` (default: the space's default ids)."""
+    ids are those of `index` (default: the space's default ids). In a space with isomorphism classes each named
+    architecture is replaced by its class's representative (`all` on nb201: the 6,466 representatives)."""
     space = space or get_space("wrn")
-    index = index or space.index()
-    n_archs = len(index)
     if not isinstance(selection, str):
         selection = "list:" + ",".join(str(s) for s in selection)
+    if index is None and space.size is None:  # too large to enumerate: the sample is the id map
+        kind, _, body = selection.strip().partition(":")
+        if kind.strip().lower() != "sample":
+            raise SweepError(f"search space {space.name!r} is too large to enumerate: select sample:N[@SEED] "
+                             f"(got {selection!r})")
+        n, seed = _parse_sample(body, None)
+        index = SpaceIndex.of_sample(space, n, seed)
+    index = index or space.index()
+    n_archs = len(index)
     kind, _, body = selection.strip().partition(":")
     kind = kind.strip().lower()
     if kind == "all" and not body:
@@ -60,16 +80,12 @@ def select_archs(selection: str | Sequence[str], space: SearchSpace | None = Non
         except ArchError as e:
             raise SweepError(f"bad architecture in selection {selection!r}: {e}") from None
     elif kind == "sample":
-        n_s, _, seed_s = body.partition("@")
-        try:
-            n, seed = int(n_s), int(seed_s or 0)
-        except ValueError:
-            raise SweepError(f"bad sample {body!r} in selection (expected sample:N or sample:N@SEED)") from None
-        if not 1 <= n <= n_archs:
-            raise SweepError(f"sample size {n} is outside 1..{n_archs}")
+        n, seed = _parse_sample(body, n_archs)
         ids = [index.id_of(a) for a in space.sample(n, seed)]
     else:
         raise SweepError(f"unknown selection {selection!r} (expected all, ids:A-B, list:ARCH,..., sample:N[@SEED])")
+    if space.has_representatives:  # isomorphic architectures: only each class's representative is trained
+        ids = [index.id_of(space.canonical(index.arch_of(i))) for i in ids]
     unique = sorted(set(ids))
     if not unique:
         raise SweepError(f"selection {selection!r} names no architecture")

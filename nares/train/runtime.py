@@ -99,7 +99,14 @@ def training_hash(cfg: dict[str, Any]) -> str:
     Edits elsewhere in params.yaml (sweep, nas, eval) leave finished runs valid.
     """
     keys = ("model", "train", "checkpoints", "validation")
-    return preset_hash({**{k: cfg[k] for k in keys}, "data": _data_keys(cfg, False)})
+    return preset_hash({**{k: cfg[k] for k in keys}, "data": _data_keys(cfg, False), **_space_key(cfg)})
+
+
+def _space_key(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The `space` section when it names a space other than WRN (its settings shape the model, e.g. NB201's
+    cells_per_stage); WRN's section only restricts the choices, so WRN hashes stay as they were."""
+    section = cfg.get("space") or {}
+    return {"space": section} if section.get("name", "wrn") != "wrn" else {}
 
 
 EVAL_SHARED_KEYS = ("eps_255", "seed", "precision", "lipschitz_offset")
@@ -112,13 +119,13 @@ def evaluation_hash(cfg: dict[str, Any], metric: str) -> str:
     """
     ev = cfg["eval"]
     if metric == "complexity":
-        body: dict[str, Any] = {"model": cfg["model"]}
+        body: dict[str, Any] = {"model": cfg["model"], **_space_key(cfg)}
     elif metric == "corruptions":
         body = {"model": cfg["model"], "severities": ev["corruption_severities"], "precision": ev["precision"],
-                "limit": cfg["data"]["corruption_limit"]}
+                "limit": cfg["data"]["corruption_limit"], **_space_key(cfg)}
     else:
         body = {"model": cfg["model"], "data": _data_keys(cfg, True), "settings": ev.get(metric),
-                **{k: ev.get(k) for k in EVAL_SHARED_KEYS}}
+                **{k: ev.get(k) for k in EVAL_SHARED_KEYS}, **_space_key(cfg)}
     return preset_hash(body)
 
 

@@ -176,15 +176,19 @@ def _arch_name(arch: Any, cfg: dict[str, Any]) -> str:
     return space_for(cfg).format(arch)
 
 
-def _space_key(cfg: dict[str, Any]) -> dict[str, str]:
-    """`{"space": name}` for a space other than the default (WRN runs' files stay as they were)."""
+def _space_meta(cfg: dict[str, Any]) -> dict[str, Any]:
+    """`{"space": name}` for a space other than the default (WRN runs' files stay as they were), plus
+    `space_settings` when the preset's section sets any (they shape the model: `load_model` rebuilds with them)."""
     name = space_for(cfg).name
-    return {} if name == DEFAULT_SPACE else {"space": name}
+    if name == DEFAULT_SPACE:
+        return {}
+    settings = {k: v for k, v in (cfg.get("space") or {}).items() if k != "name"}
+    return {"space": name, **({"space_settings": settings} if settings else {})}
 
 
 def _checkpoint_meta(arch: Any, cfg: dict[str, Any], epoch: int) -> dict[str, Any]:
     return {
-        **_space_key(cfg), "arch": _arch_name(arch, cfg), "epoch": epoch, "preset": cfg["name"], "preset_hash": training_hash(cfg),
+        **_space_meta(cfg), "arch": _arch_name(arch, cfg), "epoch": epoch, "preset": cfg["name"], "preset_hash": training_hash(cfg),
         "code_version": code_version(), "seed": cfg["train"]["seed"], "width_base": cfg["model"]["width_base"],
         "num_classes": cfg["model"]["num_classes"],
     }
@@ -196,7 +200,7 @@ def _finish(out_dir: Path, arch: Any, cfg: dict[str, Any], state: dict[str, Any]
               "last": cfg["train"]["epochs"] - 1, "best": state["best_epoch"]}
     device_seconds = state["seconds"]["device"]
     summary = {
-        **_space_key(cfg), "arch": _arch_name(arch, cfg), "preset": cfg["name"], "preset_hash": training_hash(cfg),
+        **_space_meta(cfg), "arch": _arch_name(arch, cfg), "preset": cfg["name"], "preset_hash": training_hash(cfg),
         "code_version": code_version(),
         "seed": cfg["train"]["seed"], "device": dev_name, "gpu_type": dev_name,
         "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),

@@ -64,7 +64,7 @@ def test_cli_exports_the_plugin_space_in_another_process(tmp_path):
     assert t["arch"] == ["4-4", "4-8", "8-4", "8-8"] and t["params"][0] == 27 * 4 + 9 * 16 + 10 * 4 + 10
     bad = subprocess.run([sys.executable, "-m", "factory.cli", "space", "export", "--space", "toy3", "--out",
                           str(out)], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert bad.returncode == 2 and "unknown search space 'toy3'; known: toy2, wrn" in bad.stderr
+    assert bad.returncode == 2 and "unknown search space 'toy3'; known: nb201, robnet, toy2, wrn" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
 
 
