@@ -136,6 +136,10 @@ class LocalCluster:
                 self.kill_node(name)
         for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
             os.environ.pop(k, None)
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")  # forget the cached token mode: later local clusters in this process run without it
+        AuthenticationTokenLoader.instance().reset_cache()
         shutil.rmtree(self.short, ignore_errors=True)
 
 
