@@ -22,7 +22,8 @@ from nares.environment import REPO_ROOT, environment
 from nares.errors import ConfigError, shown
 from nares.settings import Settings, parse_settings
 
-__all__ = ["BASE_PRESET", "REPO_ROOT", "load_preset", "load_settings", "params_path", "preset_hash", "preset_names"]
+__all__ = ["BASE_PRESET", "REPO_ROOT", "load_preset", "load_settings", "params_path", "preset_for_space", "preset_hash",
+           "preset_names"]
 
 BASE_PRESET = "full"
 EXTENDS = "extends"  # a preset's optional key: the preset it changes (default: `full`)
@@ -126,6 +127,26 @@ def load_settings(name: str, path: str | Path | None = None) -> Settings:
 def preset_names(path: str | Path | None = None) -> list[str]:
     """The names of the presets in the params file (`full` first as written)."""
     return [str(n) for n in _read_presets(Path(path) if path else params_path())]
+
+
+def preset_for_space(preset: str, space: str | None, path: str | Path | None = None) -> str:
+    """The preset a run of `space` uses: `preset` itself when it names that space (or `space` is None), else the
+    preset `<space>-<preset>` (`space=nb201` with `tiny` → `nb201-tiny`); neither is one ConfigError line."""
+    if space is None:
+        return preset
+
+    def space_of(name: str) -> str:
+        return str((load_preset(name, path).get("space") or {}).get("name", "wrn"))
+
+    if space_of(preset) == space:
+        return preset
+    derived = f"{space}-{preset}"
+    names = preset_names(path)
+    if derived in names and space_of(derived) == space:
+        return derived
+    fitting = [n for n in names if space_of(n) == space]
+    raise ConfigError(f"preset {preset!r} is for space {space_of(preset)!r}, not {space!r}, and there is no preset "
+                      f"{derived!r}; presets for {space!r}: {', '.join(fitting) or 'none'}")
 
 
 def preset_hash(cfg: dict[str, Any]) -> str:

@@ -27,8 +27,9 @@ def _ingest(store, tables_root: str, preset: str, seed: int, job: Job) -> None:
     ingest_run(store, Path(tables_root), run, arch_id=job.arch_id)
 
 
-def sweep_calls(preset: str, seed: int, tables_root: str, store) -> Calls:
-    """Train and evaluate one architecture in its run folder; ingest it and check the store holds it complete."""
+def sweep_calls(preset: str, seed: int, tables_root: str, store, space: str) -> Calls:
+    """Train and evaluate one architecture in its run folder; ingest it and check the store holds it complete
+    (`space`: the preset's search space name, which decides what complete means)."""
 
     def submit(actor, job: Job):
         return actor.run.remote(job.arch, str(paths.run_dir(preset, seed, job.arch)))
@@ -39,7 +40,7 @@ def sweep_calls(preset: str, seed: int, tables_root: str, store) -> Calls:
         from nares.store.ingest import is_complete
 
         _ingest(store, tables_root, preset, seed, job)
-        if not is_complete(tables_root, job.arch_id):
+        if not is_complete(tables_root, job.arch_id, space):
             raise SweepError(f"{job.arch} was ingested but the store does not hold it complete")
 
     return submit, on_done

@@ -95,8 +95,9 @@ def reevaluate_jobs(cfg: Mapping, groups: Mapping[tuple[int, str], list[str]]
     preset's search space) and each architecture's cells: arch_id → [(checkpoint, [metric, ...]), ...]."""
     from nares.spaces import space_for
 
-    index = space_for(cfg).index()
+    space = space_for(cfg)
+    index = space.index()
     cells: dict[int, list[tuple[str, list[str]]]] = {}
     for (arch_id, checkpoint), metrics in sorted(groups.items()):
         cells.setdefault(arch_id, []).append((checkpoint, metrics))
-    return [(a, str(index.arch_of(a))) for a in sorted(cells)], cells
+    return [(a, space.format(index.arch_of(a))) for a in sorted(cells)], cells
