@@ -257,6 +257,139 @@ def _dataset_card(
     return "\n".join(lines)
 
 
+def _refuse(version: str, staging: Path, failures: list[str]) -> None:
+    """Keep the refused validation report under `$NARES_HOME/refused/` and raise ReleaseRefused."""
+    from nares.store.settings import nares_home
+
+    kept = nares_home() / "refused" / f"{version}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging / "validation"), kept)
+    raise ReleaseRefused(version, failures, str(kept))
+
+
+def _gate_wrn(staging: Path, tables, preset: str, cfg: dict, *, store, expected_archs, verify_checkpoints: str,
+              tolerance, id_map, version: str, lap) -> tuple[int, dict, dict, str, dict[int, str]]:
+    """The published WRN layout: the wide tables' gate, `cifar10.jsonl`, the NARes card."""
+    from nares.store.tables import iter_records
+
+    result = validate_release(tables, cfg, store=store, expected_archs=expected_archs,
+                              verify_checkpoints=verify_checkpoints, tolerance=tolerance, id_map=id_map,
+                              report_dir=staging / "validation")
+    lap("validate")
+    if not result.success:
+        _refuse(version, staging, result.failures)
+    n = write_jsonl(staging / "cifar10.jsonl", iter_records(tables))
+    lap("export_jsonl")
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cost = _cost(tables)
+    validation = {"success": result.success, "n_expectations": result.n_expectations, "failures": result.failures,
+                  "tolerance": result.stats["tolerance"], "verify_checkpoints": verify_checkpoints,
+                  "id_map": result.stats["id_map"]}
+    arch = tables["architectures"]
+    arch_of = dict(zip(arch.column("arch_id").to_pylist(), arch.column("arch").to_pylist(), strict=True))
+    card = _dataset_card(version, preset, cfg, n, cost, validation, created)
+    return n, cost, {**validation, "created": created}, card, arch_of
+
+
+def _gate_long(staging: Path, tables, preset: str, cfg: dict, *, store, expected_archs, verify_checkpoints: str,
+               tolerance, id_map, version: str, lap) -> tuple[int, dict, dict, str, dict[int, str]]:
+    """Any other space: the long results table's gate (`nares.validation_long`), the space table of the released
+    architectures (`architectures.parquet`: every architecture of an enumerable space, with its representative),
+    the space's card."""
+    from nares.results.store import read_results
+    from nares.space_table import space_table, write_table
+    from nares.spaces.base import SpaceIndex
+    from nares.validation import DEFAULT_ID_MAP, DEFAULT_TOLERANCE
+    from nares.validation_long import summary, validate_long
+
+    if id_map is not None and load_id_map(id_map)[1] != DEFAULT_ID_MAP:
+        raise ReleaseError("an id map is imported by the space (e.g. nb201: SPACE.index('meta.json')), "
+                           "not by a release of the long table")
+    space = space_for(cfg)
+    results = read_results(staging / "tables")
+    if results.num_rows == 0:
+        raise ReleaseError(f"the tables hold no result of space {space.name!r}: nothing to release")
+    datasets = sorted(set(results.column("dataset").to_pylist()))
+    ids = dict(zip(results.column("arch_id").to_pylist(), results.column("arch").to_pylist(), strict=True))
+    index = space.index() if space.size is not None else SpaceIndex.from_mapping(space, ids)
+    result = validate_long(results, tables["manifest"], space=space, index=index, dataset=datasets[0],
+                           width_base=cfg["model"]["width_base"], store=store, expected_archs=expected_archs,
+                           tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                           verify_checkpoints=verify_checkpoints, report_dir=staging / "validation")
+    lap("validate")
+    if not result.success:
+        _refuse(version, staging, result.failures)
+    write_table(space_table(index, cfg["model"]["width_base"], space), staging / "architectures.parquet")
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cost = _cost_long(results, tables["ledger"])
+    validation = {**summary(result), "id_map": "the space's default ids" if space.size is not None
+                  else "positions in the sweep's seeded sample"}
+    card = _long_card(version, preset, cfg, space, result.n_archs, datasets, cost, validation, created)
+    return result.n_archs, cost, {**validation, "created": created}, card, ids
+
+
+def _cost_long(results, ledger) -> dict[str, Any]:
+    """`_cost` of a long-table release: training from the results' `train/training_time` (device-days),
+    evaluation from the ledger."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from nares.results.schema import TRAIN
+
+    train = results.filter(pc.and_(pc.equal(results["evaluation"], TRAIN), pc.equal(results["metric"], "training_time")))
+    days = float(sum(train.column("value").to_pylist()))
+    runs = pa.table({"training_time_gpu_days": [days], "gpu_type": [None]})
+    cost = _cost({"runs": runs, "ledger": ledger})
+    cost["training"]["devices"] = sorted({d for d in train.column("device").to_pylist() if d})
+    return cost
+
+
+def _long_card(version: str, preset: str, cfg: dict, space, n_archs: int, datasets: list[str], cost: dict,
+               validation: dict, created: str) -> str:
+    """The dataset card of a long-table release: space, preset, files, units, cost, checkpoints."""
+    classes = (" Isomorphic architectures share one trained representative (`representative_id` in "
+               "`architectures.parquet`); a query of any architecture is answered through it.") \
+        if space.has_representatives else ""
+    lines = [
+        f"# Release {version}: search space `{space.name}`",
+        "",
+        f"Created {created} from preset `{preset}` (params.yaml); dataset {', '.join(datasets)}; {n_archs} trained "
+        f"architectures; validation {'passed' if validation['success'] else 'FAILED'} "
+        f"({validation['n_expectations']} expectations, report in `validation/index.html`).",
+        "",
+        "## The search space",
+        f"{(type(space).__doc__ or space.name).strip().splitlines()[0]} (`{type(space).__module__}`; model scale "
+        f"`model.width_base` = {cfg['model']['width_base']}; settings {dict(cfg.get('space') or {})}).{classes}",
+        f"arch_ids: {validation['id_map']}.",
+        "",
+        "## Files and units",
+        "- `tables/results/*.parquet`: the long results table, one row per value (dataset, space, arch_id, arch, seed,",
+        "  checkpoint, evaluation, version, settings_hash, metric, key, value, device, device_seconds, timestamp,",
+        "  code_version). Accuracies are PERCENTAGES (0–100), params/MACs exact counts, losses raw; `key` carries ε,",
+        "  severity or epoch (`train`).",
+        "- `architectures.parquet`: arch_id, arch, the space's coordinates, params, macs"
+        + (", representative_id." if space.has_representatives else "."),
+        "- `tables/manifest`, `tables/ledger`: checkpoints (key, sha256) and the cost of every evaluated cell.",
+        "- `SHA256SUMS`: sha256 of every file; `RELEASE.json`: summary and the sha256 of SHA256SUMS.",
+        "",
+        "## Protocol",
+        f"- Training: {cfg['train']['epochs']} epochs of PGD-{cfg['train']['attack']['steps']} adversarial training,"
+        f" ε = {cfg['train']['attack']['eps_255']}/255; best checkpoint by validation CW accuracy.",
+        f"- Evaluations on the best checkpoint, L∞ ε = {cfg['eval']['eps_255']}/255: clean, FGSM, "
+        f"PGD-{cfg['eval']['pgd']['steps']}, CW-{cfg['eval']['cw']['steps']}, AA-Compact, complexity.",
+        "",
+        "## Cost",
+        *(f"- {phase.capitalize()}: {c['device_seconds']:.6g} device-seconds on {', '.join(c['devices']) or 'n/a'}."
+          for phase, c in cost.items()),
+        "",
+        "## Checkpoints",
+        "Four per architecture, content-addressed in the object store (`tables/manifest`); in a clone of the",
+        "repository `dvc pull releases/<version>/checkpoints/<arch>` fetches one architecture's.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _dvc(repo: Path, *args: str, env: dict[str, str]) -> str:
     exe = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
     out = subprocess.run([exe, *args], cwd=repo, capture_output=True, text=True, env=env)
@@ -301,14 +434,15 @@ def _dvc_remote(repo: Path, files: tuple[str, ...] = ("config", "config.local"))
     return out
 
 
-def checkpoint_entries(store, tables) -> list[dict[str, Any]]:
-    """The release's checkpoints as DVC sees them: {relpath `checkpoints/<arch>/<kind>.pt`, md5, size}, the md5
-    read from each object's metadata (recorded at ingest, `nares.store.ingest.store_checkpoint`); an object
-    ingested before md5s were recorded is hashed and placed once, here."""
+def checkpoint_entries(store, tables, arch_of: dict[int, str]) -> list[dict[str, Any]]:
+    """The release's checkpoints as DVC sees them: {relpath `checkpoints/<name>/<kind>.pt`, md5, size} (`name`:
+    the architecture's run folder name, `nares.sweep.paths.run_name`: its string when that is a safe name), the
+    md5 read from each object's metadata (recorded at ingest, `nares.store.ingest.store_checkpoint`); an object
+    ingested before md5s were recorded is hashed and placed once, here. `arch_of`: arch_id → arch string."""
     from nares.store.ingest import store_checkpoint
+    from nares.sweep.paths import run_name
 
-    arch_of = dict(zip(tables["architectures"].column("arch_id").to_pylist(),
-                       tables["architectures"].column("arch").to_pylist(), strict=True))
+    arch_of = {aid: run_name(a) for aid, a in arch_of.items()}
     m = tables["manifest"]
     rows = list(zip(*(m.column(c).to_pylist() for c in ("arch_id", "kind", "key", "size")), strict=True))
 
@@ -416,7 +550,7 @@ def publish(
     """
     from nares.results.store import RESULTS_TABLE
     from nares.store.objects import ObjectStore
-    from nares.store.tables import TABLES, iter_records, read_tables, tables_lock
+    from nares.store.tables import TABLES, read_tables, tables_lock
 
     check_version(version)
     id_map = load_id_map(id_map)  # a bad map file is refused before any work
@@ -451,40 +585,17 @@ def publish(
                     )
         tables = read_tables(staging / "tables")
         lap("snapshot")
+        preset = preset or (infer_preset(tables) if tables["architectures"].num_rows else None)
+        if preset is None:
+            raise ReleaseError("the tables hold no published-layout record: name the preset of this dataset")
         preset, cfg = release_preset(tables, preset)
-        result = validate_release(
-            tables,
-            cfg,
-            store=store,
-            expected_archs=expected_archs,
-            verify_checkpoints=verify_checkpoints,
-            tolerance=tolerance,
-            id_map=id_map,
-            report_dir=staging / "validation",
+        gate = _gate_wrn if space_for(cfg).name == "wrn" else _gate_long
+        n, cost, validation, card, arch_of = gate(
+            staging, tables, preset, cfg, store=store, expected_archs=expected_archs,
+            verify_checkpoints=verify_checkpoints, tolerance=tolerance, id_map=id_map, version=version, lap=lap,
         )
-        lap("validate")
-        if not result.success:
-            from nares.store.settings import nares_home
-
-            kept = nares_home() / "refused" / f"{version}-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}"
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(staging / "validation"), kept)
-            raise ReleaseRefused(version, result.failures, str(kept))
-        n = write_jsonl(staging / "cifar10.jsonl", iter_records(tables))
-        lap("export_jsonl")
-        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        cost = _cost(tables)
-        validation = {
-            "success": result.success,
-            "n_expectations": result.n_expectations,
-            "failures": result.failures,
-            "tolerance": result.stats["tolerance"],
-            "verify_checkpoints": verify_checkpoints,
-            "id_map": result.stats["id_map"],
-        }
-        (staging / "DATASET_CARD.md").write_text(
-            _dataset_card(version, preset, cfg, n, cost, validation, created)
-        )
+        (staging / "DATASET_CARD.md").write_text(card)
+        created = validation.pop("created")
         sums = _sums(staging)
         lap("checksums")
         (staging / SUMS_FILE).write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
@@ -525,7 +636,7 @@ def publish(
         raise
     if dvc_repo is not None and final.resolve().is_relative_to(Path(dvc_repo).resolve()):
         try:
-            entries = checkpoint_entries(store, tables)
+            entries = checkpoint_entries(store, tables, arch_of)
             lap("dvc_checkpoints")
             info["dvc_file"] = str(record_in_dvc(Path(dvc_repo), final, store.settings, checkpoints=entries,
                                                  store=store))

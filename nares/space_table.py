@@ -50,17 +50,23 @@ def space_table(index: SpaceIndex | None = None, width_base: int | None = None,
     return pa.table(cols, schema=schema)
 
 
-def write_space_table(out: str | Path, id_map: str | Path | None = None, space: str | SearchSpace = "wrn",
-                      width_base: int | None = None) -> int:
+def write_table(table: pa.Table, out: str | Path) -> int:
+    """Write `table` atomically as CSV or Parquet (by `out`'s extension); returns its row count."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise NaresError(f"--out {out}: extension must be .csv or .parquet")
-    space = get_space(space) if isinstance(space, str) else space
-    table = space_table(space.index(id_map) if id_map else None, width_base, space)
     with atomic_write(out) as fh:
         if suffix == ".csv":
             pacsv.write_csv(table, fh)
         else:
             pq.write_table(table, fh)
     return table.num_rows
+
+
+def write_space_table(out: str | Path, id_map: str | Path | None = None, space: str | SearchSpace = "wrn",
+                      width_base: int | None = None) -> int:
+    if Path(out).suffix.lower() not in (".csv", ".parquet"):
+        raise NaresError(f"--out {out}: extension must be .csv or .parquet")  # before the table is built
+    space = get_space(space) if isinstance(space, str) else space
+    return write_table(space_table(space.index(id_map) if id_map else None, width_base, space), out)

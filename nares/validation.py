@@ -278,10 +278,6 @@ def validate_tables(
         from nares.errors import NaresError
 
         raise NaresError("checkpoint verification needs the object store (or verify_checkpoints='none')")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     tables = {n: tables.get(n, SCHEMAS[n].empty_table()) for n in TABLES}
     missing_columns = [
         f"{n}: expect_table_columns_to_match_ordered_list failed (missing {[c for c in SCHEMAS[n].names if c not in t.column_names]})"
@@ -305,23 +301,7 @@ def validate_tables(
         frames, epochs=epochs, tolerance=tolerance, expected_archs=expected, verify=verify_checkpoints
     )
     arch_gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())
-    failures: list[str] = []
-    results: dict[str, dict[str, Any]] = {}
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = ctx.data_sources.add_pandas("nares")
-    for name, expectations in suites.items():
-        suite = ctx.suites.add(gx.ExpectationSuite(name=name))
-        for e in expectations:
-            suite.add_expectation(e)
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        res = vd.run(
-            batch_parameters={"dataframe": frames[name]},
-            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["arch_id"]},
-        )
-        failures.extend(_describe(name, r, arch_gap) for r in res.results if not r.success)
-        results[name] = res.to_json_dict()
+    failures, results = run_suites(suites, frames, arch_gap)
     result = ValidationResult(
         success=not failures,
         failures=failures,
@@ -340,6 +320,34 @@ def validate_tables(
     if report_dir is not None:
         write_report(Path(report_dir), result, results)
     return result
+
+
+def run_suites(suites: Mapping[str, list], frames: Mapping[str, pd.DataFrame], arch_gap: str = ""
+               ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Run each named list of expectations over its frame (every frame has an `arch_id` column) in an ephemeral
+    Great Expectations context: the failures in words (`_describe`) and each suite's results as JSON."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    failures: list[str] = []
+    results: dict[str, dict[str, Any]] = {}
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = ctx.data_sources.add_pandas("nares")
+    for name, expectations in suites.items():
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+        for e in expectations:
+            suite.add_expectation(e)
+        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        res = vd.run(
+            batch_parameters={"dataframe": frames[name]},
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["arch_id"]},
+        )
+        failures.extend(_describe(name, r, arch_gap) for r in res.results if not r.success)
+        results[name] = res.to_json_dict()
+    return failures, results
 
 
 def write_report(folder: Path, result: ValidationResult, results: Mapping[str, dict[str, Any]]) -> None:

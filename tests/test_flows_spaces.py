@@ -88,6 +88,12 @@ def test_nb201_and_robnet_sweeps_through_prefect_and_ray(sweep_env):
         again = nares(action="sweep", preset="nb201-tiny", archs=f"list:{DEAD_CONV},{SKIP},{RESNET}")["seed0"]
         assert (again["total"], again["already_complete"]) == (0, 2)
 
+        # a validated release of the long table, answered for any cell through its representative
+        info = nares(action="publish", space="nb201", preset="tiny", archs=f"list:{DEAD_CONV},{SKIP},{RESNET}",
+                     version="nb1")["seed0"]
+        assert (info["space"], info["n_archs"], info["validation"]["success"]) == ("nb201", 2, True)
+        _check_nb201_release(nb, reps, ids, complexity)
+
         # RobNet: a seeded sample, ids = positions in the draw
         sampled = rob.sample(2, 5)
         out = nares(action="sweep", preset="robnet-tiny", archs="sample:2@5")["seed0"]
@@ -97,3 +103,66 @@ def test_nb201_and_robnet_sweeps_through_prefect_and_ray(sweep_env):
         assert kinds == {1: sorted(CHECKPOINT_KINDS), 2: sorted(CHECKPOINT_KINDS)}
         assert complexity == {(i + 1, m): float(v) for i, a in enumerate(sampled)
                               for m, v in zip(("params", "macs"), rob.complexity(a, 2), strict=True)}
+        info = nares(action="publish", preset="robnet-tiny", archs="sample:2@5", version="rb1")["seed0"]
+        assert (info["space"], info["n_archs"], info["validation"]["success"]) == ("robnet", 2, True)
+        from nares.api import open_dataset
+
+        ds = open_dataset(release="rb1")
+        assert [ds.id_of(a) for a in sampled] == [1, 2] and ds.query(sampled[1])["representative_id"] == 2
+
+
+def _check_nb201_release(nb, reps, ids, complexity) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from nares.api import open_dataset
+    from nares.errors import DataError
+    from nares.release import fetch_release
+    from nares.results.store import read_results
+    from nares.spaces.nb201 import N_CELLS
+    from nares.validation_long import validate_long
+
+    folder = fetch_release("nb1")
+    card = (folder / "DATASET_CARD.md").read_text()
+    assert "search space `nb201`" in card and "representative_id" in card
+    ds = open_dataset(release="nb1")
+    assert len(ds) == N_CELLS and sorted(ds.trained.tolist()) == ids
+    dead = ds.query(DEAD_CONV)  # never trained: answered by its representative
+    assert (dead["representative_id"], dead["representative"]) == (nb.index().id_of(SKIP), SKIP)
+    assert dead["values"]["complexity/params"] == complexity[(dead["representative_id"], "params")]
+    assert 0 <= dead["values"]["pgd/acc"] <= dead["values"]["clean/acc"] + 1.0
+    pgd = ds.values("pgd", "acc")
+    assert pgd.shape == (N_CELLS,) and np.isfinite(pgd).sum() == sum(nb.canonical(a) in reps for a in nb.enumerate())
+    with pytest.raises(DataError, match="needs every architecture answered; release nb1 answers"):
+        ds.objective_values("VAL_PGD_ACC")
+    env = {**__import__("os").environ}
+    out = subprocess.run([sys.executable, "-m", "factory.cli", "query", DEAD_CONV, "--release", "nb1", "--json"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert json.loads(out.stdout)["representative"] == SKIP
+    out = subprocess.run([sys.executable, "-m", "factory.cli", "query", DEAD_CONV, "--release", "nb1"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert "is answered by its representative" in out.stdout and "pgd/acc" in out.stdout
+    # the gate names what breaks: a complexity value off by one, a non-representative, a missing evaluation
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from nares.store.tables import read_tables
+
+    results = read_results(folder / "tables")
+    manifest = read_tables(folder / "tables", ["manifest"])["manifest"]
+    kw = dict(space=nb, index=nb.index(), dataset="cifar10", width_base=4, verify_checkpoints="none")
+    assert validate_long(results, manifest, **kw).success
+    is_params = pc.and_(pc.equal(results["evaluation"], "complexity"), pc.equal(results["metric"], "params"))
+    bumped = results.set_column(results.schema.get_field_index("value"), "value",
+                                pc.if_else(is_params, pc.add(results["value"], 1.0), results["value"]))
+    assert any("params_match" in f for f in validate_long(bumped, manifest, **kw).failures)
+    no_aa = results.filter(pc.invert(pc.equal(results["evaluation"], "aa")))
+    assert any("missing_evaluations" in f for f in validate_long(no_aa, manifest, **kw).failures)
+    other = str(nb.parse(DEAD_CONV))
+    moved = results.set_column(results.schema.get_field_index("arch"), "arch",
+                               pa.array([other] * results.num_rows).dictionary_encode())
+    failures = validate_long(moved, manifest, **kw).failures
+    assert any("arch_matches_id" in f for f in failures)

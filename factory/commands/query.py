@@ -25,6 +25,8 @@ def _query(args: argparse.Namespace) -> int:
 
     ds = open_from_args(args)
     keys = [_arch_arg(a) for a in args.archs]
+    if not hasattr(ds, "batch_query"):  # a release of another space: every value, through representatives
+        return _query_long(ds, keys, args.json)
     if args.json:
         for rec in ds.batch_query(keys):
             print(json.dumps(rec, separators=(", ", ": ")))
@@ -39,5 +41,26 @@ def _query(args: argparse.Namespace) -> int:
                      *("—" if v is None else (str(v) if isinstance(v, int) else f"{v:.4f}") for v in vals)])
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     for r in [head, *rows]:
+        print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths, strict=True))))
+    return 0
+
+
+def _query_long(ds, keys: list, as_json: bool) -> int:
+    """`nares query` on a long-table release: one column per architecture, one row per evaluation/metric[key];
+    an architecture answered through its representative says so."""
+    answers = [ds.query(k) for k in keys]
+    if as_json:
+        for a in answers:
+            print(json.dumps(a, separators=(", ", ": ")))
+        return 0
+    for a in answers:
+        if a["representative_id"] != a["arch_id"]:
+            print(f"{a['arch']} (arch_id {a['arch_id']}) is answered by its representative {a['representative']} "
+                  f"(arch_id {a['representative_id']})")
+    names = sorted({n for a in answers for n in a["values"]})
+    rows = [["metric", *(str(a["arch_id"]) for a in answers)]]
+    rows += [[n, *("—" if n not in a["values"] else f"{a['values'][n]:.4f}" for a in answers)] for n in names]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
         print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths, strict=True))))
     return 0

@@ -456,6 +456,10 @@ def _missing_as_none(record: dict) -> None:
 def open_folder(folder: str | Path, *, strict: bool = False) -> Dataset:
     """A release folder (Parquet tables, directly or under `tables/`, else its `cifar10.jsonl`)."""
     folder = Path(folder)
+    from nares.api.long import is_long_release, open_long
+
+    if is_long_release(folder):  # another space: the long results table
+        return open_long(folder)  # type: ignore[return-value]
     root = _tables_root(folder)
     if root is not None:
         return Dataset(root, _summary_for(root), source=str(folder))
