@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import math
 import types
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -398,6 +399,9 @@ def _parse_section(cls: type, value: Any, key: str) -> Any:
     fields = _hints(cls)
     if not isinstance(value, dict):
         raise ConfigError(f"{key} is {shown(value)}; expected {describe(cls, {})}")
+    extras = None
+    if cls is Eval:  # the sections of registered evaluations and the named suites: checked by their owners, last
+        extras, value = value, _eval_typed_part(value, fields)
     for k in value:
         if k not in fields:
             raise ConfigError(f"{key}.{k} is not a setting (the keys of {key} are {', '.join(fields)})")
@@ -406,7 +410,45 @@ def _parse_section(cls: type, value: Any, key: str) -> Any:
         if name not in value:
             raise ConfigError(f"{key}.{name} is missing; expected {describe(tp, meta)}")
         out[name] = _parse(tp, value[name], f"{key}.{name}", meta)
+    if extras is not None:
+        _check_eval_extras(extras, key, fields)
     return cls(**out)
+
+
+EVAL_SUITE_KEYS = ("suites", "suite")
+
+
+def _eval_typed_part(value: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of an `eval` section that `Eval` types: all but the suites and the registered evaluations' own
+    sections (an unknown key stays, for `_parse_section` to refuse)."""
+    from nares.evaluations import evaluation_names
+
+    names = set(evaluation_names())
+    return {k: v for k, v in value.items() if k not in EVAL_SUITE_KEYS and (k in fields or k not in names)}
+
+
+def _check_eval_extras(value: dict[str, Any], key: str, fields: Mapping[str, Any]) -> None:
+    """`suites` (name → evaluation names), `suite` (one of them or the built-in `nares`) and the sections of
+    registered evaluations, each checked by the evaluation's own settings."""
+    from nares.evaluations import DEFAULT_SUITE, evaluation_names, get_evaluation
+
+    names = set(evaluation_names())
+    suites = value.get("suites", {})
+    if not isinstance(suites, dict) or not all(isinstance(v, list) and v and all(isinstance(m, str) for m in v)
+                                               for v in suites.values()):
+        raise ConfigError(f"{key}.suites is {shown(suites)}; expected a mapping of suite names to lists of "
+                          "evaluation names")
+    for name, members in suites.items():
+        if any(m not in names for m in members) or len(set(members)) != len(members):
+            raise ConfigError(f"{key}.suites.{name} is {members}; expected distinct evaluation names of "
+                              f"{sorted(names)}")
+    chosen = value.get("suite", DEFAULT_SUITE)
+    if chosen != DEFAULT_SUITE and chosen not in suites:
+        raise ConfigError(f"{key}.suite is {shown(chosen)}; expected {DEFAULT_SUITE} or one of eval.suites "
+                          f"({', '.join(suites) or 'none defined'})")
+    for k in value:
+        if k not in fields and k in names:
+            get_evaluation(k).settings({"eval": value}, key)
 
 
 def _check_together(s: Settings, where: str) -> None:

@@ -7,6 +7,8 @@ ported by torchattacks 3.5.1, configured with AutoAttack's own settings, is the 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -177,3 +179,36 @@ def test_evaluation_suite_on_the_trained_model_and_precision(trained, accs):
     )
     for name in ("clean", "fgsm", "pgd"):
         assert bf16[name].acc == pytest.approx(fp32[name].acc, abs=4 / N_TEST), name
+
+
+def test_robust_accuracy_spectra_on_the_trained_model(trained, accs):
+    """Jung et al.'s ε-spectra as registered evaluations on the trained model: non-increasing in ε (up to the
+    run-to-run noise of a random start), equal to clean accuracy at ε → 0, ≈ 0 at ε = 255/255; Square (the
+    score-based attack) no stronger than white-box PGD on this model; Wsr's mean over its ε."""
+    from nares.evaluations import get_evaluation
+    from nares.evaluations.base import EvalContext
+
+    model, x, y = trained
+    cfg = load_preset("tiny")
+    ev = cfg["eval"]
+    ev.update(batch_size=100, precision="fp32")
+    ev["fgsm_eps"] = {"eps_255": [0.001, 2, 8]}
+    ev["pgd_eps"] = {"eps_255": [0.001, 1, 2, 4, 8, 16, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform"}
+    ev["wsr"] = {"eps": [0.01, 0.03], "steps": 10, "step_factor": 2.5, "init": "uniform"}
+    ev["square"] = {"n_queries": 100, "p_init": 0.8, "n_restarts": 1, "resc_schedule": False, "limit": 100}
+    ctx = EvalContext(cfg=cfg, model=model, x=x, y=y, device=torch.device("cpu"))
+    pgd = get_evaluation("pgd_eps").cell(ctx)
+    curve = [pgd[k]["acc"] for k in ("0.001", "1", "2", "4", "8", "16", "255")]
+    assert curve[0] == pytest.approx(accs["clean"], abs=1 / N_TEST)
+    assert all(b <= a + TOL for a, b in itertools.pairwise(curve)) and curve[-1] <= 1 / N_TEST
+    assert curve[0] - curve[4] > 0.05  # ε = 8/255 hurts: the curve is not flat
+    assert curve[4] == pytest.approx(accs["pgd20"], abs=0.05)  # PGD-10, step ε/4 ≈ PGD-20, step ε/10
+    fgsm = get_evaluation("fgsm_eps").cell(ctx)
+    assert fgsm["0.001"]["acc"] == pytest.approx(accs["clean"], abs=1 / N_TEST)
+    assert fgsm["8"]["acc"] == pytest.approx(accs["fgsm"], abs=1e-6)  # one step of ε, the suite's FGSM (float32 mean)
+    wsr = get_evaluation("wsr").cell(ctx)
+    assert wsr["avg_rob"] == pytest.approx((wsr["0.01"]["acc"] + wsr["0.03"]["acc"]) / 2)
+    assert wsr["0.03"]["acc"] <= wsr["0.01"]["acc"] + TOL
+    sq = get_evaluation("square").cell(ctx)  # the first 100 images (`limit`)
+    clean100 = robust_acc(model, x[:100], y[:100])
+    assert sq["n"] == 100 and sq["acc"] <= clean100 + 1e-9 and 1 <= sq["queries"] <= 101

@@ -161,3 +161,69 @@ def test_cells_written_before_device_seconds_count_their_wall_seconds():
     assert device_seconds({"device": "cpu", "gpu_seconds": 0.0, "wall_seconds": 2.5}) == 2.5
     assert device_seconds({"device": "cpu", "device_seconds": 1.25}) == 1.25
     assert device_seconds({}) is None
+
+
+NEIGHBOUR_SUITE = ["confusion", "fgsm_eps", "pgd_eps", "wsr", "square", "jacobian", "hessian"]
+
+
+def _neighbour_cfg(cfg: dict) -> dict:
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    ev = cfg["eval"]
+    ev["fgsm_eps"] = {"eps_255": [0.001, 8]}
+    ev["pgd_eps"] = {"eps_255": [0.001, 2, 8, 32, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform"}
+    ev["wsr"] = {"eps": [0.03, 0.1], "steps": 5, "step_factor": 2.5, "init": "uniform"}
+    ev["square"] = {"n_queries": 30, "p_init": 0.8, "n_restarts": 1, "resc_schedule": False, "limit": 32}
+    ev["jacobian"] = {"n_projections": 2, "batches": 1, "batch_size": 16, "at_init": True}
+    ev["hessian"] = {"iterations": 3, "tol": 1e-2, "batches": 1, "batch_size": 8, "at_init": True}
+    return cfg
+
+
+def test_the_neighbouring_datasets_evaluations_through_the_evaluator(run):
+    """ε-spectra, Wsr, Square, confusion and the proxies as registered evaluations of the evaluator: ε-curves equal
+    to clean accuracy at ε → 0, consistent confusion statistics, ledger cells reused on a second call, long rows in
+    their declared units (the curves' shape on a trained model: tests/test_attacks_strength.py)."""
+    from nares.errors import ConfigError
+    from nares.results.run import run_rows
+    from nares.results.schema import unit_of
+
+    base, out, splits = run
+    cfg = _neighbour_cfg(base)
+    clean = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=["clean"])["cells"]["clean"]["acc"]
+    res = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=NEIGHBOUR_SUITE)
+    assert res["computed"] == NEIGHBOUR_SUITE
+    cells, n = res["cells"], cfg["data"]["test_limit"]
+    one = 1 / n + 1e-12  # one image
+    pgd = [cells["pgd_eps"][k]["acc"] for k in ("0.001", "2", "8", "32", "255")]
+    assert abs(pgd[0] - clean) <= one and abs(cells["fgsm_eps"]["0.001"]["acc"] - clean) <= one
+    assert all(0 <= a <= 1 for a in pgd) and cells["pgd_eps"]["8"]["n"] == n
+    conf = cells["confusion"]
+    cm = np.array(conf["cm"])
+    assert cm.sum() == n and np.trace(cm) / n == conf["acc"] == clean
+    model = load_model(checkpoint_path(out, "best"), torch.device("cpu"), channels_last=False)
+    with torch.no_grad():
+        probs = torch.softmax(model(splits.test.float01()).double(), 1)
+    y = splits.test.y
+    for c in range(10):
+        if (y == c).any():
+            assert np.allclose(conf["conf_true"][c], probs[y == c].mean(0).numpy(), atol=1e-6)
+    wsr = cells["wsr"]
+    assert wsr["avg_rob"] == pytest.approx((wsr["0.03"]["acc"] + wsr["0.1"]["acc"]) / 2)
+    assert 0 <= cells["square"]["acc"] <= 1 and 1 <= cells["square"]["queries"] <= 31 and cells["square"]["n"] == 32
+    jac, hes = cells["jacobian"], cells["hessian"]
+    assert set(jac) == {"test", "test@init"} and all(v > 0 for v in jac.values()) and jac["test"] != jac["test@init"]
+    assert set(hes["top_eig"]) == {"test", "test@init"} and all(0 <= v <= 1 for v in hes["converged"].values())
+    again = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=NEIGHBOUR_SUITE)
+    assert again["computed"] == [] and again["reused"] == NEIGHBOUR_SUITE
+    rows = [r for r in run_rows(out).to_pylist() if r["evaluation"] in NEIGHBOUR_SUITE]
+    got = {(r["evaluation"], r["metric"], r["key"]): r["value"] for r in rows}
+    assert got[("pgd_eps", "acc", "8")] == pytest.approx(100 * cells["pgd_eps"]["8"]["acc"])
+    assert got[("pgd_eps", "cm", "8/3/3")] == cells["pgd_eps"]["8"]["cm"][3][3]
+    assert got[("wsr", "avg_rob", "")] == pytest.approx(100 * wsr["avg_rob"])
+    assert got[("hessian", "top_eig", "test@init")] == hes["top_eig"]["test@init"]
+    assert all(0 <= r["value"] <= 100 for r in rows if unit_of(r["evaluation"], r["metric"]) == "percent")
+    bad = _neighbour_cfg(base)
+    bad["eval"]["pgd_eps"]["steps"] = 0
+    with pytest.raises(ConfigError, match=r"^eval\.pgd_eps\.steps is 0; expected an integer >= 1$"):
+        evaluate_run(out, bad, device="cpu", splits=splits, metrics=["pgd_eps"])

@@ -33,9 +33,9 @@ def test_registry_and_default_suite(tiny):
     assert list(NARES_SUITE) == ["clean", "fgsm", "pgd", "cw", "aa", "corruptions", "complexity"]
     assert set(NARES_SUITE) <= set(evaluation_names())
     assert suite(tiny) == list(NARES_SUITE)
-    with pytest.raises(ConfigError, match=r"^unknown evaluation 'square' \(known: clean, fgsm, pgd, cw, aa,"):
-        get_evaluation("square")
-    with pytest.raises(ConfigError, match=r"^unknown suite 'x' \(the preset's suites: nares\)$"):
+    with pytest.raises(ConfigError, match=r"^unknown evaluation 'fab' \(known: clean, fgsm, pgd, cw, aa,"):
+        get_evaluation("fab")
+    with pytest.raises(ConfigError, match=r"^unknown suite 'x' \(the preset's suites: nares, jung, wsr, proxies\)$"):
         suite(tiny, "x")
 
 

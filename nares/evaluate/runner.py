@@ -13,6 +13,8 @@ from nares.data.corruptions import check_corruptions
 from nares.evaluate.ledger import append_cell, find_cell, read_cells
 from nares.evaluate.metrics import ATTACK_METRICS, METRICS, attack_cell, complexity_cell, corruption_cell
 from nares.evaluate.record import RECORD_FILE, REQUIRED_METRICS, write_run_record
+from nares.evaluations import evaluation_names, get_evaluation
+from nares.evaluations.base import EvalContext
 from nares.io import exclusive_folder
 from nares.spaces import DEFAULT_SPACE, configured_space, get_space, space_for
 from nares.train.checkpoints import RunError, checkpoint_path, load_checkpoint, read_done, verify_checkpoints
@@ -80,9 +82,12 @@ def evaluate_run(out_dir: str | Path, cfg: dict[str, Any], *, device: str = "aut
     check_run_preset(out_dir, done, cfg)
     verify_checkpoints(out_dir, done, (checkpoint,))
     wanted = list(METRICS) if metrics is None else list(metrics)
-    bad = [m for m in wanted if m not in METRICS]
+    bad = [m for m in wanted if m not in METRICS and m not in evaluation_names()]
     if bad:
-        raise RunError(f"unknown metric {bad[0]!r} (expected some of {list(METRICS)})")
+        raise RunError(f"unknown metric {bad[0]!r} (expected some of {evaluation_names()})")
+    for m in wanted:
+        if m not in METRICS:
+            get_evaluation(m).settings(cfg)  # a bad setting is one line before any work
     with exclusive_folder(out_dir):
         return _evaluate(out_dir, done, cfg, device, splits, wanted, checkpoint, progress)
 
@@ -102,7 +107,9 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
     model = test = None
     arch_id = space.index().id_of(arch) if space.size is not None else None  # a sampled space: the sweep's id
     for metric in wanted:
-        found = find_cell(cells, **key, metric=metric, metric_version=versions[metric],
+        plugin = get_evaluation(metric) if metric not in METRICS else None  # a registered evaluation
+        version = versions[metric] if plugin is None else plugin.version(cfg)
+        found = find_cell(cells, **key, metric=metric, metric_version=version,
                           preset_hash=evaluation_hash(cfg, metric))
         if found is not None:
             result["reused"].append(metric)
@@ -114,24 +121,28 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
             if not corruptions_available():
                 result["skipped"][metric] = "CIFAR-10-C files are not present"
                 continue
-        if metric != "complexity" and model is None:
+        if metric != "complexity" and (plugin is None or plugin.needs_model) and model is None:
             ev = cfg["eval"]
             model = compiled(load_model(ckpt_path, dev, channels_last), compile=ev.get("compile", False),
                              cuda_graphs=ev.get("cuda_graphs", False), device=dev)
-        if metric in ATTACK_METRICS and test is None:
+        if (metric in ATTACK_METRICS or (plugin is not None and plugin.needs_test)) and test is None:
             test = _test_tensors(cfg, splits, dev, channels_last)
         started, watch = _now(), Stopwatch(dev)
         if progress:
             print(f"{arch} {checkpoint}: {metric} …", flush=True)
         with watch.running():
-            if metric in ATTACK_METRICS:
+            if plugin is not None:
+                x, y = test if test is not None else (None, None)
+                values = plugin.cell(EvalContext(cfg=cfg, model=model, x=x, y=y, device=dev,
+                                                 channels_last=channels_last, arch=arch, space=space))
+            elif metric in ATTACK_METRICS:
                 values = attack_cell(model, *test, metric, cfg)
             elif metric == "corruptions":
                 values = corruption_cell(model, cfg, dev, channels_last)
             else:
                 values = complexity_cell(arch, cfg)
         cell = {
-            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id, "metric": metric, "metric_version": versions[metric], "status": "done",
+            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id, "metric": metric, "metric_version": version, "status": "done",
             "checkpoint_sha256": done["checkpoints"][checkpoint]["sha256"],
             "checkpoint_epoch": done["checkpoints"][checkpoint]["epoch"], "device": watch.device_name,
             "device_seconds": watch.device_seconds, "started_at": started,

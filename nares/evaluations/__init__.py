@@ -23,8 +23,11 @@ def _builtins() -> None:
         return
     from nares.evaluations.attacks import AA, CW, FGSM, PGD, Clean
     from nares.evaluations.others import Complexity, Corruptions
+    from nares.evaluations.proxies import HessianEigenvalue, JacobianNorm
+    from nares.evaluations.spectra import Confusion, FGSMSpectrum, PGDSpectrum, Square, WideSpectrum
 
-    for cls in (Clean, FGSM, PGD, CW, AA, Corruptions, Complexity):
+    for cls in (Clean, FGSM, PGD, CW, AA, Corruptions, Complexity, Confusion, FGSMSpectrum, PGDSpectrum,
+                WideSpectrum, Square, JacobianNorm, HessianEigenvalue):
         _EVALUATIONS.setdefault(cls.name, cls())
 
 
