@@ -120,3 +120,25 @@ def test_attack_is_the_suites_attack(tiny):
         acc = (model(x_adv).argmax(1) == y).double().mean().item()
     ref = evaluate_attacks(model, x, y, ev, names=["pgd"], batch_size=6, precision="fp32", seed=ev["seed"])["pgd"]
     assert acc == ref.acc
+
+
+def test_the_neighbour_suites_cost_by_hand():
+    """Image-gradient passes of the named suites at the full protocol (10,000 test images), counted by hand."""
+    from nares.sweep.estimate import work_passes
+
+    full = load_preset("full")
+    third = 1 / 3
+    n = 10_000
+    fgsm_eps = 11 * n * (1 + third)
+    pgd_eps = 8 * n * (40 + third)
+    square = 1_000 * (1 + 5_000 + 2) * third  # the first 1,000 images, forward passes only
+    corruptions = 19 * 5 * n * third
+    jacobian = 2 * 2_560 * 10  # trained and at initialisation, 10 projections each
+    hessian = 2 * 2_560 * 2 * 20  # two gradient passes per Hessian-vector product, 20 iterations
+    confusion = n * third
+    assert work_passes(full, "jung")["eval"] == pytest.approx(
+        confusion + fgsm_eps + pgd_eps + square + corruptions + jacobian + hessian)
+    assert work_passes(full, "wsr")["eval"] == pytest.approx(n * third + 4 * n * (20 + third))
+    assert work_passes(full, "proxies")["eval"] == pytest.approx(jacobian + hessian)
+    with pytest.raises(ConfigError, match="unknown suite 'nope'"):
+        work_passes(full, "nope")

@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir", type=Path, help="run directory written by `nares train`")
     p.add_argument("--preset", help="preset of params.yaml; must be the run's training preset (default: that preset)")
     p.add_argument("--checkpoint", default="best", choices=CHECKPOINT_KINDS, help="checkpoint to evaluate (default: best)")
-    p.add_argument("--metrics", help="comma-separated subset of clean,fgsm,pgd,cw,aa,corruptions,complexity (default: all)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--metrics", help="comma-separated evaluations, e.g. clean,fgsm,pgd,cw,aa,corruptions,complexity "
+                                     "(default: the preset's suite)")
+    g.add_argument("--suite", help="a named suite of the preset's eval.suites (nares, jung, wsr, proxies, ...)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; 1 is fastest on a busy machine)")
     p.set_defaults(func=_evaluate)
@@ -33,6 +36,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     cfg = load_preset(args.preset or str(finished_run(args.dir).get("preset")))
     set_threads(args.threads)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if args.suite or (metrics is None and cfg["eval"].get("suite")):
+        from nares.evaluations import suite
+
+        metrics = suite(cfg, args.suite)  # an unknown suite or a bad setting: one line before any work
     res = evaluate_run(args.dir, cfg, device=args.device, metrics=metrics, checkpoint=args.checkpoint, progress=True)
     cells = res["cells"]
     for m in ATTACK_METRICS:

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--archs", default="all", help="architectures to project (default: all 15,625)")
     e.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     e.add_argument("--sample", type=int, help="architectures timed (default: sweep.estimate.sample)")
+    e.add_argument("--suite", help="the evaluation suite to cost (default: the preset's; e.g. nares, jung, wsr)")
     e.add_argument("--probe-width-base", type=int, help="time narrower copies (slow devices); MACs enter the fit")
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
     e.add_argument("--out", type=Path, help="also write the JSON result here")
@@ -58,22 +59,26 @@ def _run(args: argparse.Namespace) -> int:
 
 def _estimate(args: argparse.Namespace) -> int:
     from nares.config import load_preset
+    from nares.evaluations import suite
     from nares.io import atomic_write
     from nares.sweep.estimate import estimate
     from nares.sweep.selection import select_archs
     from nares.train.runtime import resolve_device
 
     cfg = load_preset(args.preset)
+    if args.suite:
+        suite(cfg, args.suite)  # an unknown suite: one line before the timing starts
     archs = [a for _, a in select_archs(args.archs)]
     device = str(resolve_device(args.device))  # "cpu", "cuda" or "cuda:N"
-    r = estimate(cfg, device=device, width_base=args.probe_width_base, sample=args.sample, archs=archs)
+    r = estimate(cfg, device=device, width_base=args.probe_width_base, sample=args.sample, archs=archs,
+                 suite=args.suite)
     if args.out:
         with atomic_write(args.out, "w") as fh:
             json.dump(r, fh, indent=2)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"preset {r['preset']} on {r['device']} (probe width_base {r['probe_width_base']}):")
+    print(f"preset {r['preset']}, suite {r['suite']}, on {r['device']} (probe width_base {r['probe_width_base']}):")
     for row in r["sample"]:
         print(f"  {row['arch']:>18}  {row['macs'] / 1e6:10.1f} MMACs  {row['seconds_per_pass'] * 1e3:9.4f} ms/image-pass")
     f = r["fit"]

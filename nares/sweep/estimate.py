@@ -108,12 +108,13 @@ def fit_cost(macs_sample: Sequence[float], seconds: Sequence[float]) -> tuple[fl
     return float(a), float(b)
 
 
-def project(cfg: dict, a: float, b: float, archs: Sequence[Arch]) -> dict:
-    """Device-days of training and evaluation for `archs` under the fitted per-pass cost a + b · MACs."""
+def project(cfg: dict, a: float, b: float, archs: Sequence[Arch], suite: str | None = None) -> dict:
+    """Device-days of training and evaluation (the evaluations of `suite`, default the preset's) for `archs`
+    under the fitted per-pass cost a + b · MACs."""
     wb = cfg["model"]["width_base"]
     m = np.array([macs(x, wb) for x in archs], float)
     per_pass = np.maximum(a + b * m, 0.0)
-    work = work_passes(cfg)
+    work = work_passes(cfg, suite)
     train_days = float((per_pass * work["train"]).sum() / 86_400)
     eval_days = float((per_pass * work["eval"]).sum() / 86_400)
     return {"n_archs": len(archs), "train_device_days": train_days, "eval_device_days": eval_days,
@@ -121,7 +122,7 @@ def project(cfg: dict, a: float, b: float, archs: Sequence[Arch]) -> dict:
 
 
 def estimate(cfg: dict, *, device: str = "cpu", width_base: int | None = None, sample: int | None = None,
-             archs: Sequence[Arch] | None = None) -> dict:
+             archs: Sequence[Arch] | None = None, suite: str | None = None) -> dict:
     """Measure, fit and project (see the module docstring). `width_base` lets a slow device time narrower
     copies of the sample (their own MACs enter the fit); the projection always uses the preset's width."""
     est = cfg["sweep"]["estimate"]
@@ -132,9 +133,9 @@ def estimate(cfg: dict, *, device: str = "cpu", width_base: int | None = None, s
         sec = measure_pass_seconds(arch, cfg, device, width_base=wb)
         rows.append({"arch": str(arch), "macs": macs(arch, wb), "seconds_per_pass": sec})
     a, b = fit_cost([r["macs"] for r in rows], [r["seconds_per_pass"] for r in rows])
-    out = project(cfg, a, b, archs if archs is not None else [x for _, x in ArchIndex.default()])
+    out = project(cfg, a, b, archs if archs is not None else [x for _, x in ArchIndex.default()], suite)
     pub = est["published_gpu_days"]
-    out.update({"preset": cfg["name"], "device": device, "probe_width_base": wb, "sample": rows,
+    out.update({"preset": cfg["name"], "suite": suite or cfg["eval"].get("suite") or "nares", "device": device, "probe_width_base": wb, "sample": rows,
                 "fit": {"a_seconds": a, "b_seconds_per_mac": b},
                 "published_gpu_days": pub,
                 "ratio_to_published": {"train": out["train_device_days"] / pub["train"],
