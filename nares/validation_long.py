@@ -8,7 +8,8 @@ architecture: each trained architecture is its class's representative (spaces wi
 required evaluations are all present (`REQUIRED`: training, complexity, clean, FGSM, PGD, CW, AA on the best
 checkpoint), params/MACs equal the space's closed form at the preset's model scale, clean ≥ FGSM ≥ PGD ≥ AA and
 CW ≥ AA up to `tolerance` (percentage points = 100·tolerance), four checkpoints in the manifest, each in the object
-store with its sha256 verified; completeness against the sweep's list when given.
+store with its sha256 verified; completeness against the sweep's list when given. The gradient-masking checks
+(`masking` rows) are reported per architecture (`stats["masking_flags"]`, RELEASE.json), not refused.
 
 Imports pandas, pyarrow, Great Expectations (through `nares.validation`) and the spaces; not the store, Prefect,
 Ray or the app.
@@ -143,18 +144,35 @@ def validate_long(results: pa.Table, manifest: pa.Table, *, space: SearchSpace, 
     suites = _suites(frames, space, dataset, tolerance, expected, verify_checkpoints)
     gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())
     failures, out = run_suites(suites, frames, gap)
+    flags = masking_flags_of(res, tolerance)
     result = ValidationResult(
         success=not failures, failures=failures, n_archs=len(frames["architectures"]),
         n_expectations=sum(len(e) for e in suites.values()), report_dir=str(report_dir) if report_dir else None,
         stats={"tolerance": tolerance, "width_base": width_base, "verify_checkpoints": verify_checkpoints,
-               "space": space.name, "dataset": dataset, "rows": {n: len(f) for n, f in frames.items()}},
+               "space": space.name, "dataset": dataset, "rows": {n: len(f) for n, f in frames.items()},
+               "masking_flags": flags},
     )
     if report_dir is not None:
         write_report(Path(report_dir), result, out)
     return result
 
 
+def masking_flags_of(res: pd.DataFrame, tolerance: float) -> dict[str, list[str]]:
+    """{arch_id: the gradient-masking checks it fails} from the `masking` rows: outputs that change between two
+    identical passes (> 1e-4), zero input gradients on more than half the points, probabilities as outputs, robust
+    accuracy rising with ε or under a stronger attack (> 100·tolerance points). Flags, not refusals."""
+    m = res[res["evaluation"] == "masking"]
+    rules = {"nondeterministic": lambda v: v > 1e-4, "zero_grad": lambda v: v > 0.5,
+             "softmax_output": lambda v: v >= 1.0, "eps_not_monotone": lambda v: v > 100.0 * tolerance}
+    out: dict[str, list[str]] = {}
+    for (aid, metric), v in zip(zip(m["arch_id"], m["metric"], strict=True), m["value"], strict=True):
+        if metric in rules and rules[metric](float(v)):
+            out.setdefault(str(int(aid)), []).append(metric)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def summary(result: ValidationResult) -> dict[str, Any]:
-    """The part of a result RELEASE.json keeps."""
+    """The part of a result RELEASE.json keeps (the masking flags included: reported, not refused)."""
     return {"success": result.success, "n_expectations": result.n_expectations, "failures": result.failures,
-            "tolerance": result.stats["tolerance"], "verify_checkpoints": result.stats["verify_checkpoints"]}
+            "tolerance": result.stats["tolerance"], "verify_checkpoints": result.stats["verify_checkpoints"],
+            "masking_flags": result.stats.get("masking_flags", {})}

@@ -163,7 +163,7 @@ def test_cells_written_before_device_seconds_count_their_wall_seconds():
     assert device_seconds({}) is None
 
 
-NEIGHBOUR_SUITE = ["confusion", "fgsm_eps", "pgd_eps", "wsr", "square", "jacobian", "hessian"]
+NEIGHBOUR_SUITE = ["confusion", "fgsm_eps", "pgd_eps", "wsr", "square", "jacobian", "hessian", "masking"]
 
 
 def _neighbour_cfg(cfg: dict) -> dict:
@@ -177,6 +177,7 @@ def _neighbour_cfg(cfg: dict) -> dict:
     ev["square"] = {"n_queries": 30, "p_init": 0.8, "n_restarts": 1, "resc_schedule": False, "limit": 32}
     ev["jacobian"] = {"n_projections": 2, "batches": 1, "batch_size": 16, "at_init": True}
     ev["hessian"] = {"iterations": 3, "tol": 1e-2, "batches": 1, "batch_size": 8, "at_init": True}
+    ev["masking"] = {"batch_size": 32, "tol": 1e-5, "grad_tol": 1e-12}
     return cfg
 
 
@@ -214,6 +215,11 @@ def test_the_neighbouring_datasets_evaluations_through_the_evaluator(run):
     jac, hes = cells["jacobian"], cells["hessian"]
     assert set(jac) == {"test", "test@init"} and all(v > 0 for v in jac.values()) and jac["test"] != jac["test@init"]
     assert set(hes["top_eig"]) == {"test", "test@init"} and all(0 <= v <= 1 for v in hes["converged"].values())
+    from nares.evaluations.masking import curve_rise
+
+    mask = cells["masking"]  # computed after pgd_eps in the same call: its curve is the one checked
+    assert mask["nondeterministic"] == 0.0 and mask["softmax_output"] == 0.0 and 0 <= mask["zero_grad"] <= 1
+    assert mask["eps_not_monotone"] == pytest.approx(100 * curve_rise(pgd))
     again = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=NEIGHBOUR_SUITE)
     assert again["computed"] == [] and again["reused"] == NEIGHBOUR_SUITE
     rows = [r for r in run_rows(out).to_pylist() if r["evaluation"] in NEIGHBOUR_SUITE]

@@ -136,8 +136,9 @@ def test_the_neighbour_suites_cost_by_hand():
     jacobian = 2 * 2_560 * 10  # trained and at initialisation, 10 projections each
     hessian = 2 * 2_560 * 2 * 20  # two gradient passes per Hessian-vector product, 20 iterations
     confusion = n * third
+    masking = 256 * (1 + 2 * third)  # two forward passes and one gradient on the first 256 images
     assert work_passes(full, "jung")["eval"] == pytest.approx(
-        confusion + fgsm_eps + pgd_eps + square + corruptions + jacobian + hessian)
+        confusion + fgsm_eps + pgd_eps + square + corruptions + jacobian + hessian + masking)
     assert work_passes(full, "wsr")["eval"] == pytest.approx(n * third + 4 * n * (20 + third))
     assert work_passes(full, "proxies")["eval"] == pytest.approx(jacobian + hessian)
     with pytest.raises(ConfigError, match="unknown suite 'nope'"):

@@ -3,7 +3,9 @@
 One objective (an (evaluation, metric, key) of the long table, at one checkpoint) against the exact
 complexity (the `complexity` evaluation's rows): accuracy vs #Params/#MACs, the objective per value of each
 coordinate of the space's `coord_schema`, Pareto ranks on (objective ↑, MACs ↓) and, with at least three
-points, PCA of the coordinates of the best and worst sets; `report.json` and `index.html` as `build_report`.
+points, PCA of the coordinates (or of the NAS encoding, for categorical coordinates) of the best and worst sets,
+and the space's own figures (`nares.analysis.cell_report.SPACE_FIGURES`); `report.json` and `index.html` as
+`build_report`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nares.analysis.cell_report import SPACE_FIGURES
 from nares.analysis.pareto import best_and_worst, pareto_ranks
 from nares.analysis.report import (
     BEST_RANK,
@@ -68,7 +71,11 @@ def build_results_report(table: pa.Table, space: SearchSpace, out: str | Path, *
     stats["pareto"] = {"fronts": int(ranks.max()) + 1, "front_size": int((ranks == 0).sum()), "best_set": len(best),
                        "front": [space.format(archs[i]) for i in np.flatnonzero(ranks == 0)]}
     cols = _coord_columns(space)
-    enc = df[cols].to_numpy(dtype=np.float64)
+    if all(pd.api.types.is_numeric_dtype(df[c]) for c in cols):
+        enc, names = df[cols].to_numpy(dtype=np.float64), [c.upper() for c in cols]
+    else:  # categorical coordinates (NB201 ops): the NAS encoding
+        enc = np.stack([space.encode(a) for a in archs]).astype(np.float64)
+        names = space.encoding_names()
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (col, label) in zip(axes, (("PARAMS", "Params (M)"), ("MACS", "MACs (M)")), strict=True):
@@ -78,10 +85,11 @@ def build_results_report(table: pa.Table, space: SearchSpace, out: str | Path, *
         ("Objective vs #Params and #MACs", _save(fig, out, "accuracy_vs_complexity.png")),
         ("Distributions per coordinate value", _fig_coordinates(df, out, space, y, y)),
         ("Pareto rank", _fig_pareto(df, ranks, best, worst, out, y, y)),
-        ("PCA of the best and worst sets", _fig_pca(enc, [c.upper() for c in cols], best, worst, out, stats)),
+        ("PCA of the best and worst sets", _fig_pca(enc, names, best, worst, out, stats)),
+        *SPACE_FIGURES.get(space.name, lambda *a: [])(df, archs, out, y, stats),
     ]
     with atomic_write(out / "report.json", "w") as fh:
         json.dump(_finite(stats), fh, indent=1, allow_nan=False)
     with atomic_write(out / "index.html", "w") as fh:
-        fh.write(_html(stats, [(t, f) for t, f in figures if f], [c.upper() for c in cols], y))
+        fh.write(_html(stats, [(t, f) for t, f in figures if f], names, y))
     return out / "index.html"

@@ -82,6 +82,8 @@ def _fig_coordinates(df, out: Path, space: SearchSpace, y: str = "TEST_PGD_ACC",
         values = sorted(df[col].unique())
         ax.boxplot([df.loc[df[col] == v, y].to_numpy() for v in values],
                    tick_labels=[str(v) for v in values], showfliers=False)
+        if any(len(str(v)) > 4 for v in values):  # categorical values (NB201 ops): readable, not overlapping
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         ax.set_xlabel(name)
         ax.set_ylabel(f"{y} (%)")
         ax.grid(alpha=0.3)
@@ -160,7 +162,7 @@ def _fig_pca(enc, names: list[str], best, worst, out: Path, stats: dict) -> str 
     pos = np.arange(len(names))
     for k, comp in enumerate(fit.components):
         axes[1].bar(pos + (k - 0.5) * width, comp, width, label=f"PC{k + 1}")
-    axes[1].set_xticks(pos, names)
+    axes[1].set_xticks(pos, names, **({"rotation": 90, "fontsize": 7} if len(names) > 12 else {}))
     axes[1].axhline(0, color="black", lw=0.6)
     axes[1].set_ylabel("loading (standardised encoding)")
     axes[1].legend(fontsize=8)
@@ -242,7 +244,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 Accuracies in percent (validation at the best epoch, test with the best checkpoint); MACs and Params in millions.</p>
 <p>Pareto ranks on ({html.escape(objective)} ↑, MACs ↓): {p['fronts']} fronts, {p['front_size']} architectures on the front,
 best set (rank &lt; {BEST_RANK}) of {p['best_set']}; worst set of the same size by inverse rank.</p>
-<h2>Correlations</h2><table><tr><th>pair</th><th>Pearson</th><th>Spearman</th><th>Kendall τ-b</th></tr>{corr_rows}</table>
+{f'<h2>Correlations</h2><table><tr><th>pair</th><th>Pearson</th><th>Spearman</th><th>Kendall τ-b</th></tr>{corr_rows}</table>' if corr_rows else ''}
 <h2>PCA loadings (standardised {names[0]}…{names[-1]})</h2><table><tr><th></th>{''.join(f'<th>{c}</th>' for c in names)}</tr>{pca_rows}</table>
 {figs}
 </body></html>

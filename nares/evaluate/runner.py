@@ -133,8 +133,11 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
         with watch.running():
             if plugin is not None:
                 x, y = test if test is not None else (None, None)
+                done_here = {c["metric"]: c["values"] for c in cells
+                             if c.get("checkpoint") == checkpoint and c.get("status") == "done"}
                 values = plugin.cell(EvalContext(cfg=cfg, model=model, x=x, y=y, device=dev,
-                                                 channels_last=channels_last, arch=arch, space=space))
+                                                 channels_last=channels_last, arch=arch, space=space,
+                                                 cells=done_here))
             elif metric in ATTACK_METRICS:
                 values = attack_cell(model, *test, metric, cfg)
             elif metric == "corruptions":

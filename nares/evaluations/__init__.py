@@ -22,12 +22,13 @@ def _builtins() -> None:
     if "clean" in _EVALUATIONS:
         return
     from nares.evaluations.attacks import AA, CW, FGSM, PGD, Clean
+    from nares.evaluations.masking import MaskingChecks
     from nares.evaluations.others import Complexity, Corruptions
     from nares.evaluations.proxies import HessianEigenvalue, JacobianNorm
     from nares.evaluations.spectra import Confusion, FGSMSpectrum, PGDSpectrum, Square, WideSpectrum
 
     for cls in (Clean, FGSM, PGD, CW, AA, Corruptions, Complexity, Confusion, FGSMSpectrum, PGDSpectrum,
-                WideSpectrum, Square, JacobianNorm, HessianEigenvalue):
+                WideSpectrum, Square, JacobianNorm, HessianEigenvalue, MaskingChecks):
         _EVALUATIONS.setdefault(cls.name, cls())
 
 

@@ -42,6 +42,7 @@ class EvalContext:
     channels_last: bool = False
     arch: Any = None
     space: Any = None
+    cells: Any = None  # {evaluation: its ledger values} of the same checkpoint computed so far (the masking checks)
 
 
 class Evaluation(ABC):

@@ -84,6 +84,11 @@ class SearchSpace(abc.ABC):
         """Every architecture in a fixed order; spaces too large to enumerate raise."""
         raise ArchError(f"search space {self.name!r} is too large to enumerate; sample from it instead")
 
+    def encoding_names(self) -> list[str]:
+        """A short name per entry of `encode` (reports label PCA loadings with them); default x0, x1, …"""
+        n = len(self.encode(self.arch_of_code(0) if self.size else next(iter(self.references.values()))))
+        return [f"x{i}" for i in range(n)]
+
     def configure(self, section: Mapping[str, Any]) -> SearchSpace:
         """This space under a preset's `space:` section (keys other than `name`); default: no keys allowed.
         A bad setting is one ConfigError line that starts with the key (`depths is [4, 6]; expected …`)."""

@@ -235,6 +235,11 @@ class NB201Space(SearchSpace):
         """One-hot of the six edges (6 × 5 = 30, op order of `OPS`)."""
         return np.array([1 if op == o else 0 for op in arch.ops for o in OPS], dtype=np.float32)
 
+    def encoding_names(self) -> list[str]:
+        """`<node><input>:<op>` per one-hot entry (e.g. `21:c3` = edge 2←1 is nor_conv_3x3)."""
+        short = {"none": "0", "skip_connect": "id", "nor_conv_1x1": "c1", "nor_conv_3x3": "c3", "avg_pool_3x3": "ap"}
+        return [f"{t}{s}:{short[op]}" for t, s in EDGES for op in OPS]
+
     def build_model(self, arch: Cell, scale: int, num_classes: int = NUM_CLASSES) -> Any:
         from nares.models.nb201 import NB201Net
 
