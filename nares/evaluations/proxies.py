@@ -23,9 +23,10 @@ def _models(ctx: EvalContext, at_init: bool, seed: int) -> dict[str, Any]:
     """{"test": the evaluated model} plus {"test@init": the architecture at initialisation} when asked."""
     out = {"test": ctx.model}
     if at_init:
-        torch.manual_seed(seed)
-        fresh = ctx.space.build_model(ctx.arch, ctx.cfg["model"]["width_base"],
-                                      num_classes=ctx.cfg["model"]["num_classes"])
+        with torch.random.fork_rng(devices=[]):  # the initialisation draws leave the process's RNG as it was
+            torch.manual_seed(seed)
+            fresh = ctx.space.build_model(ctx.arch, ctx.cfg["model"]["width_base"],
+                                          num_classes=ctx.cfg["model"]["num_classes"])
         out["test@init"] = fresh.to(ctx.x.device).eval()
     return out
 
