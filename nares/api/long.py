@@ -152,6 +152,24 @@ class LongDataset:
         i = int(np.nanargmax(v))
         return self.index.arch_of(i + 1), float(v[i])
 
+    def curve(self, arch: Any, evaluation: str, metric: str = "acc", over: str = "eps",
+              checkpoint: str = BEST) -> tuple[list[float], list[float]]:
+        """(ε, values) of a spectrum evaluation for `arch` (through its representative), ε ascending: e.g.
+        `curve(cell, "pgd_eps")` = robust accuracy (%) per ε in 1/255 units. Only the scalar keys (ε) are read;
+        matrix entries ("<ε>/<i>/<j>") are left out. `over` is "eps", the one axis spectra have."""
+        if over != "eps":
+            raise DataError(f"over={over!r}: spectra run over eps only")
+        rep = self.representative_id(arch)
+        r = self.results
+        sel = r.filter(pc.and_(pc.and_(pc.equal(r["arch_id"], rep), pc.equal(r["evaluation"], evaluation)),
+                               pc.and_(pc.equal(r["metric"], metric), pc.equal(r["checkpoint"], checkpoint))))
+        points = sorted((float(k), v) for k, v in zip(sel.column("key").to_pylist(), sel.column("value").to_pylist(),
+                                                      strict=True) if k and "/" not in k)
+        if not points:
+            raise DataError(f"release {self.info.get('version')} holds no {evaluation}/{metric} spectrum for "
+                            f"{self.space.format(self.index.arch_of(rep))}")
+        return [e for e, _ in points], [v for _, v in points]
+
     def metrics(self) -> list[tuple[str, str, str]]:
         """The (evaluation, metric, key) triples the release holds (training history left out)."""
         t = self.results.select(["evaluation", "metric", "key"]).to_pylist()
