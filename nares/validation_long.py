@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nares.constants import CHECKPOINT_KINDS
+from nares.errors import ArchError
 from nares.results.schema import LONG_COLUMNS, TRAIN, unit_of
 from nares.spaces import SearchSpace, SpaceIndex
 from nares.validation import (
@@ -59,7 +60,7 @@ def _results_frame(results: pa.Table, space: SearchSpace, index: SpaceIndex) -> 
     for aid in df["arch_id"].dropna().unique():
         try:
             names[int(aid)] = space.format(index.arch_of(int(aid)))
-        except Exception:
+        except ArchError:  # an id outside the map: `arch_matches_id` names it
             names[int(aid)] = None
     df["arch_matches_id"] = [names.get(int(a)) == s for a, s in zip(df["arch_id"], df["arch"], strict=True)]
     df["version"] = df["version"].fillna(-1)
@@ -67,8 +68,7 @@ def _results_frame(results: pa.Table, space: SearchSpace, index: SpaceIndex) -> 
     return df
 
 
-def _archs_frame(res: pd.DataFrame, manifest: pd.DataFrame, space: SearchSpace, width_base: int,
-                 tolerance: float) -> pd.DataFrame:
+def _archs_frame(res: pd.DataFrame, manifest: pd.DataFrame, space: SearchSpace, width_base: int) -> pd.DataFrame:
     rows = []
     kinds = manifest.groupby("arch_id")["kind"].agg(lambda s: ",".join(sorted(set(s))))
     for aid, g in res.groupby("arch_id", sort=True):
@@ -139,7 +139,7 @@ def validate_long(results: pa.Table, manifest: pa.Table, *, space: SearchSpace, 
     man = manifest.to_pandas()
     if verify_checkpoints != "none" and len(man):
         man["checkpoint_verified"] = _verify_checkpoints(man, store, verify_checkpoints)
-    frames = {"results": res, "architectures": _archs_frame(res, man, space, width_base, tolerance), "manifest": man}
+    frames = {"results": res, "architectures": _archs_frame(res, man, space, width_base), "manifest": man}
     expected = None if expected_archs is None else sorted({int(i) for i in expected_archs})
     suites = _suites(frames, space, dataset, tolerance, expected, verify_checkpoints)
     gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())

@@ -116,7 +116,14 @@ class LongDataset:
 
     def named_values(self, name: str) -> np.ndarray:
         """`values` of a published Metric name: VAL_* = the training history at the best epoch, TEST_<E>_<M> =
-        evaluation e, metric m on the best checkpoint (`TEST_PGD_ACC` = pgd/acc)."""
+        evaluation e, metric m on the best checkpoint (`TEST_PGD_ACC` = pgd/acc). Computed once per name (the NAS
+        summary reads one value per run and metric)."""
+        cache = self.__dict__.setdefault("_named", {})
+        if name not in cache:
+            cache[name] = self._named_values(name)
+        return cache[name]
+
+    def _named_values(self, name: str) -> np.ndarray:
         from nares.results.schema import metric_name
 
         if name in VAL_HISTORY:
