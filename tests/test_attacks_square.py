@@ -23,7 +23,7 @@ from nares.attacks.square import (
     square_size,
     square_with_mask,
 )
-from tests.small_models import small_cnn
+from tests.small_models import mislabelled_batch, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,31 +49,11 @@ def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
     Labels are the model's predictions except for the first 4 points; some rows are saturated so that the
     [0, 1] clip binds."""
-    model = small_cnn(0)
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # cumulative average: the statistics of the batch below
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(256, 3, 16, 16, generator=g))
-    model.eval()
-    x = torch.rand(N, 3, 16, 16, generator=g)
-    x[:, :, :2] = 1.0
-    x[:, :, -2:] = 0.0
-    with torch.no_grad():
-        y = model(x).argmax(1)
-    y[:N_WRONG] = (y[:N_WRONG] + 1) % 10
-    return model, x, y
+    return mislabelled_batch(N, N_WRONG, bright_rows=2, dark_rows=2)
 
 
 def reference(model: nn.Module, eps: float = EPS, **settings) -> torchattacks.Square:
     return torchattacks.Square(model, norm="Linf", eps=eps, p_init=0.8, seed=0, **settings)
-
-
-def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x).argmax(1)
 
 
 @pytest.mark.parametrize(

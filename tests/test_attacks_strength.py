@@ -193,7 +193,8 @@ def test_robust_accuracy_spectra_on_the_trained_model(trained, accs):
     ev = cfg["eval"]
     ev.update(batch_size=100, precision="fp32")
     ev["fgsm_eps"] = {"eps_255": [0.001, 2, 8]}
-    ev["pgd_eps"] = {"eps_255": [0.001, 1, 2, 4, 8, 16, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform"}
+    ev["pgd_eps"] = {"eps_255": [0.001, 1, 2, 4, 8, 16, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform",
+                     "target": "untargeted"}
     ev["wsr"] = {"eps": [0.01, 0.03], "steps": 10, "step_factor": 2.5, "init": "uniform"}
     ev["square"] = {"n_queries": 100, "p_init": 0.8, "n_restarts": 1, "resc_schedule": False, "limit": 100}
     ctx = EvalContext(cfg=cfg, model=model, x=x, y=y, device=torch.device("cpu"))

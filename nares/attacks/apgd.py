@@ -17,7 +17,6 @@ attacks only the points still robust: selecting them costs one host sync per run
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -31,6 +30,7 @@ from nares.attacks.common import (
     check_precision,
     forward,
     loss_and_grad,
+    on_robust,
     per_sample,
     project,
     uniform,
@@ -242,7 +242,7 @@ def _untargeted_runs(
     """`n_restarts` APGD runs on `loss_fn`, each on the points still robust (x_out, robust updated in place)."""
     run = partial(_apgd_run, model, eps=eps, n_iter=n_iter, rho=rho, generator=generator, precision=precision)
     for _ in range(n_restarts):
-        _on_robust(lambda xs, ys: run(xs, ys, loss_fn), robust, x_out, x, y)
+        on_robust(lambda xs, ys: run(xs, ys, loss_fn), robust, x_out, x, y)
 
 
 def _targeted_runs(
@@ -270,7 +270,7 @@ def _targeted_runs(
     run = partial(_apgd_run, model, eps=eps, n_iter=n_iter, rho=rho, generator=generator, precision=precision)
     for rank in range(1, n_target_classes + 1):
         for _ in range(n_restarts):
-            _on_robust(
+            on_robust(
                 lambda xs, ys, ts: run(xs, ys, partial(dlr_targeted_loss, y_target=ts)),
                 robust,
                 x_out,
@@ -341,23 +341,6 @@ def _clean_state(
     with torch.no_grad():
         logits = forward(model, x, precision)
     return logits, logits.argmax(dim=1) == y, x.clone()
-
-
-def _on_robust(
-    run: Callable[..., tuple[torch.Tensor, torch.Tensor]],
-    robust: torch.Tensor,
-    x_out: torch.Tensor,
-    *tensors: torch.Tensor,
-) -> None:
-    """Run an attack on the points still robust; write its x̂ and robust mask back in place.
-
-    Selecting the points is the only host sync of a run (as AutoAttack, which attacks only these)."""
-    idx = robust.nonzero().squeeze(1)
-    if idx.numel() == 0:
-        return
-    x_run, robust_run = run(*(t.index_select(0, idx) for t in tensors))
-    x_out.index_copy_(0, idx, x_run)
-    robust.index_copy_(0, idx, robust_run)
 
 
 def _check_common(eps: float, n_iter: int, n_restarts: int, precision: str) -> None:

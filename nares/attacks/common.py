@@ -1,12 +1,15 @@
-"""Building blocks shared by the attacks: L∞ projection, autocast forward, input gradients, random starts.
+"""Building blocks shared by the attacks: argument checks, L∞ projection, autocast forward, input gradients,
+random starts, the signed-gradient step loop and the restart loop over the points still robust.
 
-Nothing here synchronises with the host: every helper is a pure tensor op, safe inside a step loop.
+Nothing here synchronises with the host but `on_robust`, which selects the points still robust (one sync a
+call); every other helper is a pure tensor op, safe inside a step loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +39,28 @@ def check_eps(eps: float) -> float:
     if not 0.0 <= eps < float("inf"):
         raise AttackError(f"eps={eps} is not a finite non-negative radius (image units, e.g. 8/255)")
     return eps
+
+
+def check_steps(steps: int) -> None:
+    """Refuse a negative step count."""
+    if steps < 0:
+        raise AttackError(f"steps={steps} is negative")
+
+
+def check_count(name: str, value: int) -> None:
+    """Refuse `value` (argument `name`) unless it is an integer ≥ 1 (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise AttackError(f"{name}={value!r} must be an integer ≥ 1")
+
+
+def cpu_generator(generator: torch.Generator | None, seed: int, drawer: str) -> torch.Generator:
+    """`generator`, else a fresh CPU generator seeded with `seed`; a generator on another device is refused
+    (`drawer` names who draws in that message, e.g. "Square draws")."""
+    if generator is None:
+        return torch.Generator().manual_seed(int(seed))
+    if generator.device.type != "cpu":
+        raise AttackError(f"{drawer} from a CPU generator (as the reference), got one on {generator.device}")
+    return generator
 
 
 @contextlib.contextmanager
@@ -89,6 +114,75 @@ def normal(shape: torch.Size, like: torch.Tensor, generator: torch.Generator | N
     """N(0, 1) noise of `shape` on `like`'s device and dtype, drawn from `generator` (else torch's global RNG)."""
     device = generator.device if generator is not None else like.device
     return torch.randn(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+
+
+def start(
+    x: torch.Tensor,
+    init: str,
+    eps: float,
+    generator: torch.Generator | None,
+    *,
+    inits: tuple[str, ...],
+    init_scale: float | None = None,
+) -> torch.Tensor:
+    """The first iterate of a projected-gradient attack from x, for `init` among the attack's `inits` (a subset
+    of "uniform", "gaussian", "none"): "uniform" x + U(−s, s) with s = `init_scale` (default ε), clipped to
+    [0, 1]; "gaussian" x + `init_scale`·N(0, 1), unclipped; "none" x. Noise comes from `generator`."""
+    if init not in inits:
+        raise AttackError(f"init {init!r} is not one of {', '.join(inits)}")
+    if init == "uniform":
+        scale = eps if init_scale is None else float(init_scale)
+        return torch.clamp(x + scale * uniform(x.shape, x, generator), 0.0, 1.0)
+    if init == "gaussian":
+        if init_scale is None:
+            raise AttackError("init='gaussian' needs init_scale (the noise std, image units)")
+        return x + float(init_scale) * normal(x.shape, x, generator)
+    return x.clone()
+
+
+def sign_steps(
+    model: nn.Module,
+    x_adv: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    *,
+    eps: float,
+    step: float,
+    steps: int,
+    precision: str,
+) -> torch.Tensor:
+    """`steps` signed-gradient steps of size `step` on `loss_fn` (labels y) from x_adv, each projected on the
+    ε-ball around x ∩ [0, 1]; a negative `step` descends the loss. The last iterate is projected once more:
+    the identity after any step, it guarantees the ball when steps == 0."""
+    for _ in range(steps):
+        _, _, grad = loss_and_grad(model, x_adv, y, loss_fn, precision)
+        x_adv = project(x_adv + step * grad.sign(), x, eps)
+    return project(x_adv, x, eps)
+
+
+def on_robust(
+    run: Callable[..., tuple[torch.Tensor, ...]],
+    robust: torch.Tensor,
+    x_out: torch.Tensor,
+    *tensors: torch.Tensor,
+    counts: torch.Tensor | None = None,
+) -> bool:
+    """Run an attack on the points still robust and write its results back in place: `run` takes `tensors` at
+    those points and returns (x̂, robust), or (x̂, robust, per-point counts) when `counts` is given; x̂ goes
+    into `x_out`, the mask into `robust`, the counts are added to `counts`. False, running nothing, when no
+    point is robust.
+
+    Selecting the points is the only host sync of a run (as AutoAttack, which attacks only these)."""
+    idx = robust.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return False
+    out = run(*(t.index_select(0, idx) for t in tensors))
+    x_out.index_copy_(0, idx, out[0])
+    robust.index_copy_(0, idx, out[1])
+    if counts is not None:
+        counts.index_add_(0, idx, out[2])
+    return True
 
 
 def per_sample(t: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -17,10 +17,11 @@ from nares.attacks.common import (
     ce_loss,
     check_eps,
     check_precision,
+    check_steps,
     loss_and_grad,
-    normal,
     project,
-    uniform,
+    sign_steps,
+    start,
 )
 from nares.attacks.losses import cw_margin_loss
 
@@ -69,25 +70,11 @@ def pgd(
     """
     eps = check_eps(eps)
     check_precision(precision)
-    if steps < 0:
-        raise AttackError(f"steps={steps} is negative")
+    check_steps(steps)
     loss_fn = _pgd_loss(loss, kappa)
     x = x.detach()
-    if init == "uniform":
-        scale = eps if init_scale is None else float(init_scale)
-        x_adv = torch.clamp(x + scale * uniform(x.shape, x, generator), 0.0, 1.0)
-    elif init == "gaussian":
-        if init_scale is None:
-            raise AttackError("init='gaussian' needs init_scale (the noise std, image units)")
-        x_adv = x + float(init_scale) * normal(x.shape, x, generator)
-    elif init == "none":
-        x_adv = x.clone()
-    else:
-        raise AttackError(f"init {init!r} is not one of {', '.join(PGD_INITS)}")
-    for _ in range(steps):
-        _, _, grad = loss_and_grad(model, x_adv, y, loss_fn, precision)
-        x_adv = project(x_adv + step * grad.sign(), x, eps)
-    return project(x_adv, x, eps)  # identity after any step; guarantees the ball when steps == 0
+    x_adv = start(x, init, eps, generator, inits=PGD_INITS, init_scale=init_scale)
+    return sign_steps(model, x_adv, x, y, loss_fn, eps=eps, step=step, steps=steps, precision=precision)
 
 
 def _pgd_loss(loss: str, kappa: float) -> LossFn:

@@ -38,7 +38,6 @@ one more sync each for selecting the points, copying the draws and the final che
 from __future__ import annotations
 
 import math
-from numbers import Integral
 
 import torch
 from torch import nn
@@ -46,9 +45,12 @@ from torch import nn
 from nares.attacks.common import (
     AttackError,
     ce_loss,
+    check_count,
     check_eps,
     check_precision,
+    cpu_generator,
     forward,
+    on_robust,
     per_sample,
     project,
 )
@@ -157,11 +159,8 @@ def square_with_mask(
         robust = forward(model, x, precision).argmax(dim=1) == y
         x_out = x.clone()
         queries = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        for _ in range(n_restarts):
-            idx = robust.nonzero().squeeze(1)
-            if idx.numel() == 0:
-                break
-            x_run, y_run = x.index_select(0, idx), y.index_select(0, idx)
+
+        def attack(x_run: torch.Tensor, y_run: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             x_best, q = _square_run(
                 model,
                 x_run,
@@ -175,9 +174,11 @@ def square_with_mask(
                 precision=precision,
             )
             fooled = forward(model, x_best, precision).argmax(dim=1) != y_run
-            x_out.index_copy_(0, idx, torch.where(per_sample(fooled, x.ndim), x_best, x_run))
-            robust.index_copy_(0, idx, ~fooled)
-            queries.index_add_(0, idx, q)
+            return torch.where(per_sample(fooled, x_run.ndim), x_best, x_run), ~fooled, q
+
+        for _ in range(n_restarts):
+            if not on_robust(attack, robust, x_out, x, y, counts=queries):
+                break
     return x_out, robust, queries
 
 
@@ -264,18 +265,10 @@ def _check(
     check_precision(precision)
     if x.ndim != 4:
         raise AttackError(f"Square needs images [N, C, H, W], got a tensor of shape {tuple(x.shape)}")
-    if isinstance(n_queries, bool) or not isinstance(n_queries, Integral) or n_queries < 1:
-        raise AttackError(f"n_queries={n_queries!r} must be an integer ≥ 1")
+    check_count("n_queries", n_queries)
     if not 0.0 < float(p_init) <= 1.0:
         raise AttackError(f"p_init={p_init} must be in (0, 1]")
-    if isinstance(n_restarts, bool) or not isinstance(n_restarts, Integral) or n_restarts < 1:
-        raise AttackError(f"n_restarts={n_restarts!r} must be an integer ≥ 1")
+    check_count("n_restarts", n_restarts)
     if loss not in SQUARE_LOSSES:
         raise AttackError(f"Square loss {loss!r} is not one of {', '.join(SQUARE_LOSSES)}")
-    if generator is None:
-        return torch.Generator().manual_seed(int(seed))
-    if generator.device.type != "cpu":
-        raise AttackError(
-            f"Square draws from a CPU generator (as the reference), got one on {generator.device}"
-        )
-    return generator
+    return cpu_generator(generator, seed, "Square draws")

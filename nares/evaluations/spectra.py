@@ -1,5 +1,6 @@
 """The robustness evaluations of the neighbouring datasets (PROTOCOL §7.2–§7.3): the clean confusion cell, the
-Jung et al. ε-spectra (FGSM, PGD-40), the Wsr-NAS wide spectrum (PGD-20, mean `avg_rob`) and Square.
+Jung et al. ε-spectra (FGSM, PGD-40 untargeted or least-likely targeted, APGD-CE, Square), the Wsr-NAS wide
+spectrum (PGD-20, mean `avg_rob`) and Square at one ε.
 
 Every ε cell keeps, from the forward pass the evaluator makes on the attacked images anyway, its accuracy, CE
 loss, confusion matrix (rows = true class, columns = predicted), mean softmax by true and by predicted class and
@@ -10,8 +11,9 @@ matrices. Must not import the store, Prefect, Ray or the app.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,8 @@ import torch.nn.functional as F
 from nares.evaluations.base import FWD, EvalContext, Evaluation, Value, settings_class
 from nares.records import pct_from_fraction
 from nares.settings import EvalInit, rule
+
+PGDTarget = Literal["untargeted", "least_likely"]
 
 CONFUSION_UNITS: dict[str, str] = {"acc": "percent", "loss": "raw", "cm": "count", "conf_true": "raw",
                                    "conf_pred": "raw", "conf_correct": "raw", "conf_incorrect": "raw"}
@@ -116,20 +120,27 @@ class FGSMSpectrum(Evaluation):
 
 
 class PGDSpectrum(Evaluation):
-    """PGD (CE, untargeted) at each ε of `eps_255`: `steps` steps of ε·`step_fraction` from `init` (Jung et al.:
-    40 steps of ε/30 from a uniform start)."""
+    """PGD (CE) at each ε of `eps_255`: `steps` steps of ε·`step_fraction` from `init` (Jung et al.: 40 steps of
+    ε/30 from a uniform start). `target`: `untargeted` ascends the CE of the true class (Jung et al.'s runs);
+    `least_likely` descends the CE of each point's least-likely class on the clean logits (their Eq. 2,
+    `nares.attacks.least_likely`), one more forward pass per point and ε."""
 
     name = "pgd_eps"
     Settings = settings_class("PGDSpectrumSettings", eps_255=_EPS_LIST, steps=(int, rule(ge=1)),
-                              step_fraction=(float, rule(gt=0)), init=(EvalInit, None))
+                              step_fraction=(float, rule(gt=0)), init=(EvalInit, None), target=(PGDTarget, None))
     units: ClassVar[Mapping[str, str]] = CONFUSION_UNITS
 
     def cost(self, settings: Any, n_images: int) -> float:
-        return len(settings.eps_255) * n_images * (settings.steps + FWD)
+        target = FWD if settings.target == "least_likely" else 0.0
+        return len(settings.eps_255) * n_images * (settings.steps + FWD + target)
 
     def cell(self, ctx: EvalContext) -> dict[str, Any]:
         s = self.settings(ctx.cfg)
-        return _spectrum_cell(ctx, s.eps_255, _pgd_attack(ctx, self.name, s.steps, s.step_fraction, s.init), 1 / 255)
+        if s.target == "least_likely":
+            attack = _least_likely_attack(ctx, self.name, s.steps, s.step_fraction, s.init)
+        else:
+            attack = _pgd_attack(ctx, self.name, s.steps, s.step_fraction, s.init)
+        return _spectrum_cell(ctx, s.eps_255, attack, 1 / 255)
 
     def values(self, cell: Mapping[str, Any]) -> list[Value]:
         return _spectrum_values(cell)
@@ -142,6 +153,85 @@ def _pgd_attack(ctx: EvalContext, name: str, steps: int, step_fraction: float, i
     precision = ctx.cfg["eval"]["precision"]
     return lambda x, y, e: pgd(ctx.model, x, y, eps=e, step=e * step_fraction, steps=steps, init=init,
                                generator=g, precision=precision)
+
+
+def _least_likely_attack(ctx: EvalContext, name: str, steps: int, step_fraction: float, init: str) -> Callable:
+    from nares.attacks.least_likely import pgd_least_likely
+
+    g = torch.Generator(device=ctx.x.device).manual_seed(_seed(ctx, name))
+    precision = ctx.cfg["eval"]["precision"]
+    return lambda x, y, e: pgd_least_likely(ctx.model, x, eps=e, step=e * step_fraction, steps=steps, init=init,
+                                            generator=g, precision=precision)
+
+
+class APGDSpectrum(Evaluation):
+    """APGD-CE (AutoAttack's: `n_iter` iterations, `n_restarts`, ρ = `rho`; `nares.attacks.apgd`) at each ε of
+    `eps_255` (Jung et al.: 100 iterations, 1 restart, at the ε of `pgd_eps`). x̂ is the fooling iterate where one
+    was found, else the highest-loss one, so the cell's accuracy is APGD's robust accuracy."""
+
+    name = "apgd_eps"
+    Settings = settings_class("APGDSpectrumSettings", eps_255=_EPS_LIST, n_iter=(int, rule(ge=1)),
+                              n_restarts=(int, rule(ge=1)), rho=(float, rule(gt=0, lt=1)))
+    units: ClassVar[Mapping[str, str]] = CONFUSION_UNITS
+
+    def cost(self, settings: Any, n_images: int) -> float:
+        """APGD's convention (`aa`): n_iter·n_restarts gradient passes per point, + the cell's forward pass."""
+        return len(settings.eps_255) * n_images * (settings.n_iter * settings.n_restarts + FWD)
+
+    def cell(self, ctx: EvalContext) -> dict[str, Any]:
+        from nares.attacks.apgd import apgd
+
+        s = self.settings(ctx.cfg)
+        g = torch.Generator(device=ctx.x.device).manual_seed(_seed(ctx, self.name))
+        precision = ctx.cfg["eval"]["precision"]
+        return _spectrum_cell(ctx, s.eps_255, lambda x, y, e: apgd(
+            ctx.model, x, y, eps=e, n_iter=s.n_iter, n_restarts=s.n_restarts, rho=s.rho, loss="ce", generator=g,
+            precision=precision), 1 / 255)
+
+    def values(self, cell: Mapping[str, Any]) -> list[Value]:
+        return _spectrum_values(cell)
+
+
+class SquareSpectrum(Evaluation):
+    """Square (L∞, margin loss; `nares.attacks.square`) at each ε of `eps_255` on the first `limit` test images
+    (null: all) (Jung et al.: 5,000 queries, p_init 0.8, 1 restart). Each ε cell also keeps `queries`, the mean
+    number of queries per image (0 for points misclassified on x)."""
+
+    name = "square_eps"
+    Settings = settings_class("SquareSpectrumSettings", eps_255=_EPS_LIST, n_queries=(int, rule(ge=1)),
+                              p_init=(float, rule(gt=0, le=1)), n_restarts=(int, rule(ge=1)),
+                              resc_schedule=(bool, None), limit=(int | None, rule(ge=1)))
+    units: ClassVar[Mapping[str, str]] = {**CONFUSION_UNITS, "queries": "raw"}
+
+    def cost(self, settings: Any, n_images: int) -> float:
+        """Forward passes only: Square's queries (`square_cost`) + the cell's forward pass, per ε."""
+        from nares.attacks.square import square_cost
+
+        n = n_images if settings.limit is None else min(n_images, settings.limit)
+        return len(settings.eps_255) * (square_cost(settings.n_queries, n, settings.n_restarts) + n) * FWD
+
+    def cell(self, ctx: EvalContext) -> dict[str, Any]:
+        from nares.attacks.square import square_with_mask
+
+        s = self.settings(ctx.cfg)
+        n = len(ctx.x) if s.limit is None else min(len(ctx.x), s.limit)
+        sub = dataclasses.replace(ctx, x=ctx.x[:n], y=ctx.y[:n])
+        g = torch.Generator().manual_seed(_seed(ctx, self.name))  # Square draws on the CPU (torchattacks' order)
+        precision = ctx.cfg["eval"]["precision"]
+        queries: dict[float, float] = {}
+
+        def attack(x: torch.Tensor, y: torch.Tensor, e: float) -> torch.Tensor:
+            x_adv, _, q = square_with_mask(ctx.model, x, y, eps=e, n_queries=s.n_queries, p_init=s.p_init,
+                                           n_restarts=s.n_restarts, resc_schedule=s.resc_schedule, generator=g,
+                                           precision=precision)
+            queries[e] = queries.get(e, 0.0) + float(q.double().sum())
+            return x_adv
+
+        cell = _spectrum_cell(sub, s.eps_255, attack, 1 / 255)  # runs the ε in order: `queries` keeps that order
+        return {key: {**c, "queries": total / n} for (key, c), total in zip(cell.items(), queries.values(), strict=True)}
+
+    def values(self, cell: Mapping[str, Any]) -> list[Value]:
+        return [*_spectrum_values(cell), *(Value("queries", key, float(c["queries"])) for key, c in cell.items())]
 
 
 class WideSpectrum(Evaluation):
