@@ -30,11 +30,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -43,6 +39,15 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 class BusyError(NaresError):
     """A folder that another process holds for writing."""
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new entry in `folder` durable (fsync of the directory itself)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,20 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_nares_home(tmp_path_factory):
+    """Every test session gets an empty `$NARES_HOME` of its own (tests that need one set theirs): what a user
+    generated or ran under the repository's default home (`var/`, e.g. a CIFAR-10-C set) never leaks in."""
+    if "NARES_HOME" in os.environ:
+        yield
+        return
+    os.environ["NARES_HOME"] = str(tmp_path_factory.mktemp("nares-home"))
+    try:
+        yield
+    finally:
+        os.environ.pop("NARES_HOME", None)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The offline data folder (`$NARES_DATA_DIR`, default ../shared/data)."""

@@ -1,4 +1,5 @@
-"""`nares data fetch|info`: download the CIFAR datasets (checksummed, resumable) and list what is present."""
+"""`nares data fetch|info|make-cifar10c`: download the CIFAR datasets (checksummed, resumable), list what is
+present, and generate CIFAR-10-C from CIFAR-10 test images (`nares.data.make_cifar10c`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "exit status 2 when a present file is corrupt (one error line per bad file)")
     i.add_argument("--root", type=Path, help="data root (default: $NARES_DATA_DIR, else ~/.cache/nares/data)")
     i.set_defaults(func=_info)
+    m = s.add_parser("make-cifar10c", help="generate CIFAR-10-C (19 corruptions x severities 1..5, CIFAR-10-C's "
+                                           "constants, seeded) from CIFAR-10 test images, in the official layout "
+                                           "with a checksummed manifest.json")
+    m.add_argument("--source", choices=("subset", "cifar10"),
+                   help="test images: the full CIFAR-10 test set (cifar10) or the offline subset's first 1,017 "
+                        "(subset); default: cifar10 when it is under the data root, else subset")
+    m.add_argument("--out", type=Path, help="output folder (default: $NARES_HOME/data/cifar10-c, which the readers "
+                                            "use when the data root holds no complete CIFAR-10-C)")
+    m.add_argument("--seed", type=int, default=0, help="seed of every (corruption, severity, image) draw (default 0)")
+    m.add_argument("--limit", type=int, help="only the first N test images")
+    m.add_argument("--corruptions", nargs="+", metavar="NAME",
+                   help="only these corruptions (default: all 19); added to an existing generated set of the same "
+                        "seed and source images")
+    m.add_argument("--root", type=Path, help="data root the test images are read from (default: $NARES_DATA_DIR, "
+                                             "else ~/.cache/nares/data)")
+    m.add_argument("--quiet", action="store_true", help="no progress line")
+    m.set_defaults(func=_make_cifar10c)
 
 
 class _ProgressLine:
@@ -63,3 +81,27 @@ def _info(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"nares: error: {p}", file=sys.stderr)
     return 2 if problems else 0
+
+
+def _make_cifar10c(args: argparse.Namespace) -> int:
+    from nares.constants import CORRUPTIONS
+    from nares.data.make_cifar10c import make_cifar10c
+
+    shown: list[int] = []
+
+    def progress(name: str, severity: int, done: int, total: int) -> None:
+        shown.append(done)
+        print(f"\r{done}/{total} cells: {name} severity {severity}" + " " * 10, end="", file=sys.stderr, flush=True)
+
+    try:
+        manifest = make_cifar10c(args.out, source=args.source, root=args.root, seed=args.seed, limit=args.limit,
+                                 corruptions=args.corruptions or CORRUPTIONS, progress=None if args.quiet else progress)
+    finally:
+        if shown:
+            print(file=sys.stderr)
+    src = manifest["source"]
+    print(f"cifar10-c (generated): {len(manifest['corruptions'])} corruptions x 5 severities x "
+          f"{manifest['per_severity']} images of {src['dataset']} in {manifest['folder']}")
+    print(f"set_id {manifest['set_id']}, seed {manifest['seed']}, generator version {manifest['generator_version']}, "
+          f"{manifest['seconds']:.1f} s")
+    return 0

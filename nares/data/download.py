@@ -26,6 +26,7 @@ from nares.data import paths
 from nares.data.sources import REMOTES, Remote, Unpack
 from nares.data.verify import check_md5, corrupt_message, md5_file
 from nares.errors import DataError
+from nares.io import fsync_dir
 
 Progress = Callable[[str, int, int | None], None]  # (file name, bytes done, total bytes or None)
 
@@ -127,7 +128,7 @@ def download_file(
                                         "the bad download was removed"))
     _fsync(partial)
     os.replace(partial, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 
@@ -208,7 +209,7 @@ def unpack(archive: Path, folder: Path, spec: Unpack) -> None:
                     dst = into / f.relative_to(tmp)
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(f, dst)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -218,9 +219,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,6 +2,9 @@
 
 Every present file is checked as the readers check it; an absent file is not an error (its dataset is
 `missing` or `incomplete`), a bad one makes its dataset `corrupt` and adds one line to its `problems`.
+A CIFAR-10-C folder holding a generated set's manifest is also checked against it (sha256 of every file).
+Without an explicit root, a fifth row, `cifar10-c-generated`, shows the set `nares data make-cifar10c`
+writes under `$NARES_HOME/data/cifar10-c/`, which the readers use when the data root has no complete CIFAR-10-C.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, TypeVar
 from nares.constants import CORRUPTIONS
 from nares.data import paths
 from nares.data.checks import check_image_array, check_labels, load_npy
+from nares.data.cifar10c_manifest import is_generated, read_manifest, verify_files
 from nares.data.readers import (
     read_batch_file,
     read_cifar10_python,
@@ -33,8 +37,13 @@ def data_inventory(root: Path | None = None) -> list[dict[str, Any]]:
 
     `problems` holds one line per bad file (empty unless the status is `corrupt`).
     """
+    explicit = root is not None
     root = paths.resolve_root(root)
-    return [_cifar10(root), _subset(root), _cifar101(root), _cifar10c(root)]
+    rows = [_cifar10(root), _subset(root), _cifar101(root), _cifar10c(root / paths.CIFAR10C_DIR, "cifar10-c")]
+    generated = paths.generated_cifar10c_folder()
+    if not explicit and generated != root / paths.CIFAR10C_DIR:
+        rows.append(_cifar10c(generated, "cifar10-c-generated", "`nares data make-cifar10c`"))
+    return rows
 
 
 def _row(name: str, status: str, path: Path, detail: str, problems: list[str] | None = None) -> dict[str, Any]:
@@ -112,13 +121,20 @@ def _cifar101(root: Path) -> dict[str, Any]:
     return _row("cifar10.1", "ok", folder, f"{n} images (md5 verified)", problems)
 
 
-def _cifar10c(root: Path) -> dict[str, Any]:
-    folder = root / paths.CIFAR10C_DIR
+def _cifar10c(folder: Path, name: str, hint: str = "`nares data fetch cifar10-c`") -> dict[str, Any]:
     have = [c for c in CORRUPTIONS if (folder / f"{c}.npy").is_file()]
     has_labels = (folder / paths.CIFAR10C_LABELS).is_file()
     if not have and not has_labels:
-        return _row("cifar10-c", "missing", folder, "`nares data fetch cifar10-c`")
+        return _row(name, "missing", folder, hint)
     problems: list[str] = []
+    generated = ""
+    if is_generated(folder):
+        manifest = _attempt(problems, lambda: read_manifest(folder))
+        if manifest is not None:
+            for c in (*have, *(["labels"] if has_labels else [])):
+                _attempt(problems, lambda c=c: verify_files(folder, (c,), manifest))
+            generated = (f"; generated: set {manifest['set_id'][:16]}, seed {manifest['seed']}, "
+                         f"{manifest['source'].get('source')} test images (sha256 verified)")
     labels = _attempt(problems, lambda: read_corruption_labels(folder)) if has_labels else None
     for c in have:
         if labels is not None:
@@ -127,8 +143,8 @@ def _cifar10c(root: Path) -> dict[str, Any]:
             _attempt(problems, lambda c=c: check_image_array(load_npy(folder / f"{c}.npy", mmap=True),
                                                              str(folder / f"{c}.npy")))
     if len(have) < len(CORRUPTIONS) or not has_labels:
-        return _row("cifar10-c", "incomplete", folder,
-                    f"{len(have)}/{len(CORRUPTIONS)} corruptions, labels.npy {'present' if has_labels else 'missing'}",
-                    problems)
+        return _row(name, "incomplete", folder,
+                    f"{len(have)}/{len(CORRUPTIONS)} corruptions, labels.npy {'present' if has_labels else 'missing'}"
+                    f"{generated}", problems)
     per = len(labels) // 5 if labels is not None else 0
-    return _row("cifar10-c", "ok", folder, f"{len(have)} corruptions x 5 severities x {per} images", problems)
+    return _row(name, "ok", folder, f"{len(have)} corruptions x 5 severities x {per} images{generated}", problems)
