@@ -172,11 +172,12 @@ def _neighbour_cfg(cfg: dict) -> dict:
     cfg = copy.deepcopy(cfg)
     ev = cfg["eval"]
     ev["fgsm_eps"] = {"eps_255": [0.001, 8]}
-    ev["pgd_eps"] = {"eps_255": [0.001, 2, 8, 32, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform"}
+    ev["pgd_eps"] = {"eps_255": [0.001, 2, 8, 32, 255], "steps": 10, "step_fraction": 0.25, "init": "uniform",
+                     "target": "untargeted"}
     ev["wsr"] = {"eps": [0.03, 0.1], "steps": 5, "step_factor": 2.5, "init": "uniform"}
     ev["square"] = {"n_queries": 30, "p_init": 0.8, "n_restarts": 1, "resc_schedule": False, "limit": 32}
-    ev["jacobian"] = {"n_projections": 2, "batches": 1, "batch_size": 16, "at_init": True}
-    ev["hessian"] = {"iterations": 3, "tol": 1e-2, "batches": 1, "batch_size": 8, "at_init": True}
+    ev["jacobian"] = {"n_projections": 2, "batches": 1, "batch_size": 16, "at_init": True, "splits": ["train", "test"]}
+    ev["hessian"] = {"iterations": 3, "tol": 1e-2, "batches": 1, "batch_size": 8, "at_init": True, "splits": ["test"]}
     ev["masking"] = {"batch_size": 32, "tol": 1e-5, "grad_tol": 1e-12}
     return cfg
 
@@ -213,7 +214,8 @@ def test_the_neighbouring_datasets_evaluations_through_the_evaluator(run):
     assert wsr["avg_rob"] == pytest.approx((wsr["0.03"]["acc"] + wsr["0.1"]["acc"]) / 2)
     assert 0 <= cells["square"]["acc"] <= 1 and 1 <= cells["square"]["queries"] <= 31 and cells["square"]["n"] == 32
     jac, hes = cells["jacobian"], cells["hessian"]
-    assert set(jac) == {"test", "test@init"} and all(v > 0 for v in jac.values()) and jac["test"] != jac["test@init"]
+    assert set(jac) == {"test", "test@init", "train", "train@init"} and all(v > 0 for v in jac.values())
+    assert jac["test"] != jac["test@init"] and jac["train"] != jac["test"]
     assert set(hes["top_eig"]) == {"test", "test@init"} and all(0 <= v <= 1 for v in hes["converged"].values())
     from nares.evaluations.masking import curve_rise
 

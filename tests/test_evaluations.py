@@ -10,7 +10,6 @@ import torch
 from nares.attacks.suite import _attack_seed, attack_settings, evaluate_attacks
 from nares.config import load_preset
 from nares.errors import ConfigError
-from nares.evaluate.metrics import attack_cell
 from nares.evaluations import (
     NARES_SUITE,
     EvalContext,
@@ -35,7 +34,8 @@ def test_registry_and_default_suite(tiny):
     assert suite(tiny) == list(NARES_SUITE)
     with pytest.raises(ConfigError, match=r"^unknown evaluation 'fab' \(known: clean, fgsm, pgd, cw, aa,"):
         get_evaluation("fab")
-    with pytest.raises(ConfigError, match=r"^unknown suite 'x' \(the preset's suites: nares, jung, wsr, proxies\)$"):
+    with pytest.raises(ConfigError, match=r"^unknown suite 'x' \(the preset's suites: nares, jung, wsr, proxies, autoattack, "
+                                         r"robnet\)$"):
         suite(tiny, "x")
 
 
@@ -102,11 +102,14 @@ def test_compute_equals_todays_cells(tiny):
     model, x, y = _model_and_data()
     cfg = copy.deepcopy(tiny)
     cfg["eval"]["batch_size"] = 4  # two batches: the generator carries across them
+    ev_cfg = cfg["eval"]
     for name in ("clean", "fgsm", "pgd"):
         ev = get_evaluation(name)
         ctx = EvalContext(cfg=cfg, model=model, x=x, y=y)
-        assert ev.cell(ctx) == attack_cell(model, x, y, name, cfg)
-        assert ev.compute(ctx) == ev.values(attack_cell(model, x, y, name, cfg))
+        m = evaluate_attacks(model, x, y, ev_cfg, names=[name], batch_size=4, precision=ev_cfg["precision"],
+                             seed=ev_cfg["seed"])[name]  # the suite's own numbers, as the evaluator keeps them
+        assert ev.cell(ctx) == m.to_dict()
+        assert ev.compute(ctx) == ev.values(m.to_dict())
 
 
 def test_attack_is_the_suites_attack(tiny):
@@ -131,14 +134,15 @@ def test_the_neighbour_suites_cost_by_hand():
     n = 10_000
     fgsm_eps = 11 * n * (1 + third)
     pgd_eps = 8 * n * (40 + third)
-    square = 1_000 * (1 + 5_000 + 2) * third  # the first 1,000 images, forward passes only
-    corruptions = 19 * 5 * n * third
-    jacobian = 2 * 2_560 * 10  # trained and at initialisation, 10 projections each
-    hessian = 2 * 2_560 * 2 * 20  # two gradient passes per Hessian-vector product, 20 iterations
+    apgd_eps = 8 * n * (100 + third)  # APGD-CE, 100 iterations, + the cell's forward pass, at 8 ε
+    square_eps = 8 * 1_000 * (1 + 5_000 + 2 + 1) * third  # the first 1,000 images, forward passes only, at 8 ε
+    corruptions_cm = 15 * 5 * n * third  # Jung et al.'s 15 corruptions × 5 severities, forward only
+    jacobian = 2 * 2 * 2_560 * 10  # train and test, trained and at initialisation, 10 projections each
+    hessian = 2 * 2 * 2_560 * 2 * 20  # two gradient passes per Hessian-vector product, 20 iterations
     confusion = n * third
     masking = 256 * (1 + 2 * third)  # two forward passes and one gradient on the first 256 images
     assert work_passes(full, "jung")["eval"] == pytest.approx(
-        confusion + fgsm_eps + pgd_eps + square + corruptions + jacobian + hessian + masking)
+        confusion + fgsm_eps + pgd_eps + apgd_eps + square_eps + corruptions_cm + jacobian + hessian + masking)
     assert work_passes(full, "wsr")["eval"] == pytest.approx(n * third + 4 * n * (20 + third))
     assert work_passes(full, "proxies")["eval"] == pytest.approx(jacobian + hessian)
     with pytest.raises(ConfigError, match="unknown suite 'nope'"):

@@ -196,7 +196,7 @@ def test_schema_choices_match_the_code_that_uses_them() -> None:
     from nares.attacks.common import PRECISIONS
     from nares.constants import CHECKPOINT_KINDS
     from nares.data.splits import TEST_SOURCES, TRAIN_SOURCES, VAL_SOURCES
-    from nares.evaluate.metrics import METRICS
+    from nares.evaluations import NARES_SUITE as METRICS
     from nares.settings import (
         CheckpointKind,
         MetricVersions,

@@ -26,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from nares.attacks.suite import ATTACK_NAMES
     from nares.config import load_preset
     from nares.evaluate import evaluate_run
-    from nares.evaluate.metrics import ATTACK_METRICS
     from nares.evaluate.runner import finished_run
     from nares.train.runtime import set_threads
 
@@ -42,7 +42,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         metrics = suite(cfg, args.suite)  # an unknown suite or a bad setting: one line before any work
     res = evaluate_run(args.dir, cfg, device=args.device, metrics=metrics, checkpoint=args.checkpoint, progress=True)
     cells = res["cells"]
-    for m in ATTACK_METRICS:
+    for m in ATTACK_NAMES:
         if m in cells:
             c = cells[m]
             extra = f" stable {c['stable']:.4f}" if c.get("stable") is not None else ""

@@ -1,4 +1,4 @@
-"""The evaluation cells of PROTOCOL §3: attack metrics, CIFAR-10-C and complexity, each computed on its own."""
+"""The CIFAR-10-C and complexity cells of PROTOCOL §3 (the attacks' cells: `nares.attacks.suite`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nares.attacks.suite import ATTACK_NAMES, evaluate_attacks
-
-ATTACK_METRICS: tuple[str, ...] = ATTACK_NAMES  # one cell per attack of the evaluation suite
-METRICS: tuple[str, ...] = (*ATTACK_METRICS, "corruptions", "complexity")
-
-
-def attack_cell(model: nn.Module, x: torch.Tensor, y: torch.Tensor, metric: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """{acc, loss, stable, lip, n} of one attack (or clean) on the test tensors (fractions)."""
-    ev = cfg["eval"]
-    m = evaluate_attacks(model, x, y, ev, names=[metric], batch_size=ev["batch_size"], precision=ev["precision"],
-                         seed=ev["seed"])[metric]
-    return {"acc": _num(m.acc), "loss": _num(m.loss), "stable": _num(m.stable), "lip": _num(m.lip), "n": int(m.n)}
+from nares.attacks.suite import evaluate_attacks
 
 
 def corruption_cell(model: nn.Module, cfg: dict[str, Any], device: torch.device,
@@ -45,7 +34,3 @@ def complexity_cell(arch, cfg: dict[str, Any]) -> dict[str, int]:
     wb = cfg["model"]["width_base"]
     n_params, n_macs = space_for(cfg).complexity(arch, wb)
     return {"params": n_params, "macs": n_macs, "width_base": wb}
-
-
-def _num(v) -> float | None:
-    return None if v is None else float(v)

@@ -11,12 +11,12 @@ import torch
 from nares.attacks.common import compiled
 from nares.data.corruptions import check_corruptions
 from nares.evaluate.ledger import append_cell, find_cell, read_cells
-from nares.evaluate.metrics import ATTACK_METRICS, METRICS, attack_cell, complexity_cell, corruption_cell
 from nares.evaluate.record import RECORD_FILE, REQUIRED_METRICS, write_run_record
+from nares.evaluations import NARES_SUITE as METRICS  # the default: PROTOCOL §3
 from nares.evaluations import evaluation_names, get_evaluation
 from nares.evaluations.base import EvalContext
 from nares.io import exclusive_folder
-from nares.spaces import DEFAULT_SPACE, configured_space, get_space, space_for
+from nares.spaces import recorded_space, space_for
 from nares.train.checkpoints import RunError, checkpoint_path, load_checkpoint, read_done, verify_checkpoints
 from nares.train.runtime import (
     Stopwatch,
@@ -36,8 +36,7 @@ def load_model(path: Path, device: torch.device, channels_last: bool) -> torch.n
     """The eval-mode model of a checkpoint file."""
     ckpt = load_checkpoint(path)
     meta = ckpt["meta"]
-    name, settings = meta.get("space", DEFAULT_SPACE), meta.get("space_settings")
-    space = configured_space({"name": name, **settings}) if settings else get_space(name)
+    space = recorded_space(meta)
     model = space.build_model(space.parse(meta["arch"]), meta["width_base"], num_classes=meta["num_classes"])
     model.load_state_dict(ckpt["state_dict"])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -70,24 +69,26 @@ def evaluate_run(out_dir: str | Path, cfg: dict[str, Any], *, device: str = "aut
                  metrics: list[str] | None = None, checkpoint: str = "best", progress: bool = False) -> dict[str, Any]:
     """Compute the cells of `metrics` (default: all) missing from DIR/evaluations.jsonl, then write DIR/record.jsonl.
 
-    `cfg` must be the run's training preset (`check_run_preset`, before any work).
+    `cfg` must be the run's training preset (`check_run_preset`, before any work). Each input is loaded once, when
+    the first evaluation needing it runs: the model, the test tensors, the first training images (as many as the
+    evaluations with `needs_train` read); an evaluation that cannot run here (`unavailable`) is skipped.
     Returns {"computed": [...], "reused": [...], "skipped": {metric: why}, "cells": {metric: values},
     "record": the published-layout record or None when a required cell is still missing, "device",
     "device_seconds" spent on the cells computed by this call (`nares.evaluate.ledger` convention)}.
     """
-    if metrics is None or "corruptions" in metrics:
+    wanted = list(METRICS) if metrics is None else list(metrics)
+    names = evaluation_names()
+    bad = [m for m in wanted if m not in names]
+    if bad:
+        raise RunError(f"unknown metric {bad[0]!r} (expected some of {names})")
+    for m in wanted:
+        get_evaluation(m).settings(cfg)  # a bad setting is one line before any work
+    if any(get_evaluation(m).needs_corruptions for m in wanted):
         check_corruptions()  # a bad CIFAR-10-C file fails before any work, not after the attacks
     out_dir = Path(out_dir)
     done = finished_run(out_dir)
     check_run_preset(out_dir, done, cfg)
     verify_checkpoints(out_dir, done, (checkpoint,))
-    wanted = list(METRICS) if metrics is None else list(metrics)
-    bad = [m for m in wanted if m not in METRICS and m not in evaluation_names()]
-    if bad:
-        raise RunError(f"unknown metric {bad[0]!r} (expected some of {evaluation_names()})")
-    for m in wanted:
-        if m not in METRICS:
-            get_evaluation(m).settings(cfg)  # a bad setting is one line before any work
     with exclusive_folder(out_dir):
         return _evaluate(out_dir, done, cfg, device, splits, wanted, checkpoint, progress)
 
@@ -96,7 +97,6 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
               checkpoint: str, progress: bool) -> dict[str, Any]:
     space = space_for(cfg)
     arch = space.parse(done["arch"])
-    versions = cfg["eval"]["metric_versions"]
     dev = resolve_device(device)
     channels_last = cfg["train"]["channels_last"]
     cells = read_cells(out_dir)
@@ -104,48 +104,46 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
     key = {"arch": space.format(arch), "checkpoint": checkpoint}
     result: dict[str, Any] = {"computed": [], "reused": [], "skipped": {}, "cells": {}, "record": None,
                               "device": device_name(dev), "device_seconds": 0.0}
-    model = test = None
+    model = test = train = None
     arch_id = space.index().id_of(arch) if space.size is not None else None  # a sampled space: the sweep's id
     for metric in wanted:
-        plugin = get_evaluation(metric) if metric not in METRICS else None  # a registered evaluation
-        version = versions[metric] if plugin is None else plugin.version(cfg)
+        ev = get_evaluation(metric)
+        version = ev.version(cfg)
         found = find_cell(cells, **key, metric=metric, metric_version=version,
                           preset_hash=evaluation_hash(cfg, metric))
         if found is not None:
             result["reused"].append(metric)
             result["cells"][metric] = found["values"]
             continue
-        if metric == "corruptions":
-            from nares.data import corruptions_available
-
-            if not corruptions_available():
-                result["skipped"][metric] = "CIFAR-10-C files are not present"
-                continue
-        if metric != "complexity" and (plugin is None or plugin.needs_model) and model is None:
-            ev = cfg["eval"]
-            model = compiled(load_model(ckpt_path, dev, channels_last), compile=ev.get("compile", False),
-                             cuda_graphs=ev.get("cuda_graphs", False), device=dev)
-        if (metric in ATTACK_METRICS or (plugin is not None and plugin.needs_test)) and test is None:
-            test = _test_tensors(cfg, splits, dev, channels_last)
+        why = ev.unavailable(cfg)
+        if why is not None:
+            result["skipped"][metric] = why
+            continue
+        if ev.needs_model and model is None:
+            model = compiled(load_model(ckpt_path, dev, channels_last), compile=cfg["eval"].get("compile", False),
+                             cuda_graphs=cfg["eval"].get("cuda_graphs", False), device=dev)
+        if ev.needs_test and test is None:
+            splits = _splits(cfg, splits)
+            test = _test_tensors(splits, dev, channels_last)
+        if ev.needs_train and train is None:
+            n_train = max((get_evaluation(m).train_images(cfg) for m in wanted if get_evaluation(m).needs_train),
+                          default=0)
+            if n_train > 0:  # the first images every evaluation of this call needs, loaded once
+                splits = _splits(cfg, splits)
+                train = _train_tensors(splits, dev, channels_last, n_train)
         started, watch = _now(), Stopwatch(dev)
         if progress:
             print(f"{arch} {checkpoint}: {metric} …", flush=True)
         with watch.running():
-            if plugin is not None:
-                x, y = test if test is not None else (None, None)
-                done_here = {c["metric"]: c["values"] for c in cells
-                             if c.get("checkpoint") == checkpoint and c.get("status") == "done"}
-                values = plugin.cell(EvalContext(cfg=cfg, model=model, x=x, y=y, device=dev,
-                                                 channels_last=channels_last, arch=arch, space=space,
-                                                 cells=done_here))
-            elif metric in ATTACK_METRICS:
-                values = attack_cell(model, *test, metric, cfg)
-            elif metric == "corruptions":
-                values = corruption_cell(model, cfg, dev, channels_last)
-            else:
-                values = complexity_cell(arch, cfg)
+            x, y = test if test is not None else (None, None)
+            x_train, y_train = train if train is not None else (None, None)
+            done_here = {c["metric"]: c["values"] for c in cells
+                         if c.get("checkpoint") == checkpoint and c.get("status") == "done"}
+            values = ev.cell(EvalContext(cfg=cfg, model=model, x=x, y=y, device=dev, channels_last=channels_last,
+                                         arch=arch, space=space, cells=done_here, x_train=x_train, y_train=y_train))
         cell = {
-            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id, "metric": metric, "metric_version": version, "status": "done",
+            **key, "preset_hash": evaluation_hash(cfg, metric), "arch_id": arch_id, "metric": metric,
+            "metric_version": version, "status": "done",
             "checkpoint_sha256": done["checkpoints"][checkpoint]["sha256"],
             "checkpoint_epoch": done["checkpoints"][checkpoint]["epoch"], "device": watch.device_name,
             "device_seconds": watch.device_seconds, "started_at": started,
@@ -156,8 +154,8 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
         result["computed"].append(metric)
         result["device_seconds"] += watch.device_seconds
         result["cells"][metric] = values
-    current = {m: find_cell(cells, **key, metric=m, metric_version=versions[m], preset_hash=evaluation_hash(cfg, m))
-               for m in METRICS}
+    current = {m: find_cell(cells, **key, metric=m, metric_version=get_evaluation(m).version(cfg),
+                            preset_hash=evaluation_hash(cfg, m)) for m in (*REQUIRED_METRICS, "corruptions")}
     if checkpoint == "best" and space.name == "wrn" and all(current[m] for m in REQUIRED_METRICS):  # NARes layout
         values = {m: c["values"] for m, c in current.items() if c is not None}
         result["record"] = write_run_record(out_dir, arch, done, values)
@@ -165,11 +163,24 @@ def _evaluate(out_dir: Path, done: dict[str, Any], cfg: dict[str, Any], device: 
     return result
 
 
-def _test_tensors(cfg: dict[str, Any], splits, dev: torch.device, channels_last: bool):
-    from nares.train.validate import as_tensors
-
+def _splits(cfg: dict[str, Any], splits):
+    """`splits` as given, else the preset's (loaded once per call of `evaluate_run`)."""
     if splits is None:
         from nares.data import load_splits
 
         splits = load_splits(cfg["data"], seed=cfg["train"]["seed"])
+    return splits
+
+
+def _test_tensors(splits, dev: torch.device, channels_last: bool):
+    from nares.train.validate import as_tensors
+
     return as_tensors(splits.test, dev, channels_last)
+
+
+def _train_tensors(splits, dev: torch.device, channels_last: bool, n: int):
+    """The first `n` training images (all when fewer): the run's training split (its hold-out removed,
+    `data.train_limit` applied) in the split's fixed order, without augmentation."""
+    from nares.train.validate import as_tensors
+
+    return as_tensors(splits.train.head(min(n, len(splits.train))), dev, channels_last)

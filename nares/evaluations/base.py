@@ -31,8 +31,9 @@ class Value:
 
 @dataclass
 class EvalContext:
-    """What `compute` may use: the eval-mode model and test tensors (None when not needed), the preset dict,
-    the device, the architecture and its search space."""
+    """What `compute` may use: the eval-mode model and test tensors (None when not needed), the first training
+    images (`x_train`, `y_train`: without augmentation, in the split's fixed order; loaded only for an evaluation
+    with `needs_train`), the preset dict, the device, the architecture and its search space."""
 
     cfg: dict[str, Any]
     model: Any = None
@@ -43,18 +44,28 @@ class EvalContext:
     arch: Any = None
     space: Any = None
     cells: Any = None  # {evaluation: its ledger values} of the same checkpoint computed so far (the masking checks)
+    x_train: Any = None
+    y_train: Any = None
 
 
 class Evaluation(ABC):
     """One attack, corruption set, proxy or count. Subclasses set `name`, `Settings` (a frozen dataclass whose
     fields follow nares.settings' rules) and `units` ({metric: unit}; accuracies are "percent" in the results
-    table, fractions in the ledger), and implement `section`, `cost` and `cell`."""
+    table, fractions in the ledger), and implement `section`, `cost` and `cell`.
+
+    What the evaluator loads for it: the model (`needs_model`), the test tensors (`needs_test`), the first
+    `train_images(cfg)` training images (`needs_train`). `needs_corruptions`: it reads CIFAR-10-C, and is skipped
+    where the files are absent (`unavailable`). `cost_images`: which image count `cost` is given by a suite's cost
+    model ("test": the test images; "corruptions": the images of one CIFAR-10-C cell)."""
 
     name: ClassVar[str]
     Settings: ClassVar[type]
     units: ClassVar[Mapping[str, Unit]]
     needs_model: ClassVar[bool] = True
     needs_test: ClassVar[bool] = True
+    needs_train: ClassVar[bool] = False
+    needs_corruptions: ClassVar[bool] = False
+    cost_images: ClassVar[str] = "test"
 
     def section(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
         """The raw settings of this evaluation read from a preset dict (default: `cfg["eval"][name]`)."""
@@ -63,6 +74,19 @@ class Evaluation(ABC):
     def settings(self, cfg: Mapping[str, Any], where: str = "eval") -> Any:
         """The typed settings, checked: a bad value raises one ConfigError line naming `where.name.key`."""
         return _parse(self.Settings, self.section(cfg), f"{where}.{self.name}", {})
+
+    def train_images(self, cfg: Mapping[str, Any]) -> int:
+        """How many of the first training images `cell` reads (asked only when `needs_train`; 0: none)."""
+        return 0
+
+    def unavailable(self, cfg: Mapping[str, Any]) -> str | None:
+        """Why this evaluation cannot run here (the evaluator records it as skipped), or None when it can."""
+        if self.needs_corruptions:
+            from nares.data import corruptions_available
+
+            if not corruptions_available():
+                return "CIFAR-10-C files are not present"
+        return None
 
     def version(self, cfg: Mapping[str, Any]) -> int:
         """`eval.metric_versions[name]` (1 when the preset does not list it)."""

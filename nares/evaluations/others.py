@@ -19,6 +19,7 @@ class Corruptions(Evaluation):
                               severities=(tuple[int, ...], rule(ge=1, le=5, nonempty=True, increasing=True)))
     units: ClassVar[Mapping[str, str]] = {"acc": "percent", "loss": "raw"}
     needs_test = False
+    needs_corruptions = True
 
     def section(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
         return {"severities": cfg["eval"]["corruption_severities"]}

@@ -6,6 +6,9 @@ Spatial sizes that differ (a stride-2 block): both maps are adaptive-average-poo
 the larger map is pooled to the smaller's size, as common FSP implementations do (`resize="pool"`; not
 checked against RobNets' own code); `resize="error"` refuses instead. A block's input is its last positional tensor argument (`input_index=-1`:
 the only input of a single-input block, the previous cell's output `s1` of a DARTS/RobNets cell(s0, s1)).
+`fsp_distance` runs one forward of the clean and adversarial batch together and reduces each block's two FSP
+batches in its hook, so memory holds one block's B×m×n matrices at a time, never all blocks' at once. Which
+modules of a network are its blocks is not decided here (`nares.evaluations.fsp` holds each space's rule).
 
 Depends only on torch, `nares.attacks.common` and `nares.proxies.jacobian`; must not import the store,
 Prefect, Ray or the app.
@@ -64,8 +67,11 @@ def fsp_matrix_distance(g: torch.Tensor, g_adv: torch.Tensor) -> float:
     return float((g.double() - g_adv.double()).pow(2).sum((1, 2)).mean())
 
 
-def _block_fsps(model: nn.Module, blocks: Sequence[nn.Module], x: torch.Tensor, input_index: int,
-                resize: Resize, precision: str) -> list[torch.Tensor]:
+def _block_distances(model: nn.Module, blocks: Sequence[nn.Module], x: torch.Tensor, x_adv: torch.Tensor,
+                     input_index: int, resize: Resize, precision: str) -> list[torch.Tensor]:
+    """Per block, the B squared distances ‖G(x_i) − G(x̂_i)‖²_F (float64), from one forward of [x; x̂] (samples
+    are independent in eval mode): each hook reduces its block's two FSP batches at once, so no block's G is kept."""
+    b = x.shape[0]
     found: list[list[torch.Tensor]] = [[] for _ in blocks]
 
     def hook(k: int):
@@ -77,20 +83,21 @@ def _block_fsps(model: nn.Module, blocks: Sequence[nn.Module], x: torch.Tensor, 
             if not isinstance(output, torch.Tensor):
                 raise ProxyError(f"block {k} ({type(module).__name__}) returned {type(output).__name__}, not a tensor")
             with torch.autocast(device_type=output.device.type, enabled=False):  # G in float32 or wider
-                found[k].append(fsp_matrix(tensors[input_index], output, resize))
+                g = fsp_matrix(tensors[input_index], output, resize)
+                found[k].append((g[:b].double() - g[b:].double()).pow(2).sum((1, 2)))
         return capture
 
-    handles = [b.register_forward_hook(hook(k)) for k, b in enumerate(blocks)]
+    handles = [blk.register_forward_hook(hook(k)) for k, blk in enumerate(blocks)]
     try:
         with torch.no_grad(), autocast(x.device, precision):
-            model(x)
+            model(torch.cat([x, x_adv]))
     finally:
         for h in handles:
             h.remove()
-    for k, gs in enumerate(found):
-        if len(gs) != 1:
-            raise ProxyError(f"block {k} ({type(blocks[k]).__name__}) ran {len(gs)} times in one forward, not once")
-    return [gs[0] for gs in found]
+    for k, ds in enumerate(found):
+        if len(ds) != 1:
+            raise ProxyError(f"block {k} ({type(blocks[k]).__name__}) ran {len(ds)} times in one forward, not once")
+    return [ds[0] for ds in found]
 
 
 def fsp_distance(
@@ -104,13 +111,15 @@ def fsp_distance(
     precision: str = "fp32",
 ) -> list[float]:
     """One FSP distance per block of `blocks` (submodules of `model`, each run once per forward) between `x`
-    and `x_adv`: forward hooks capture each block's input and output, the model in eval mode, no gradients."""
+    and `x_adv`: (1/B) Σ_i ‖G(x_i) − G(x̂_i)‖²_F over the B samples (`fsp_matrix_distance` of the blocks' FSP
+    batches). Forward hooks capture each block's input and output during one forward of the 2B images
+    [x; x̂], the model in eval mode, no gradients."""
     check_precision(precision)
     if not blocks or not all(isinstance(b, nn.Module) for b in blocks):
         raise ProxyError(f"blocks must be a non-empty list of nn.Module, got {type(blocks).__name__}")
-    if not isinstance(x, torch.Tensor) or not isinstance(x_adv, torch.Tensor) or x.shape != x_adv.shape:
-        raise ProxyError("x and x_adv are not two tensors of one shape")
+    if not isinstance(x, torch.Tensor) or not isinstance(x_adv, torch.Tensor) or x.shape != x_adv.shape \
+            or x.ndim < 1 or x.shape[0] == 0:
+        raise ProxyError("x and x_adv are not two non-empty batches of one shape")
     with eval_mode(model):
-        clean = _block_fsps(model, blocks, x, input_index, resize, precision)
-        adv = _block_fsps(model, blocks, x_adv, input_index, resize, precision)
-    return [fsp_matrix_distance(g, g_adv) for g, g_adv in zip(clean, adv, strict=True)]
+        per_sample = _block_distances(model, blocks, x, x_adv, input_index, resize, precision)
+    return [float(d.mean()) for d in per_sample]

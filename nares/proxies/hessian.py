@@ -70,8 +70,9 @@ def hessian_top_eigenvalues(
         logits = model_logits(model, x, precision)
         y = check_labels(y, x.shape[0], logits.shape[1])
         loss = F.cross_entropy(logits, y, reduction="sum" if scope == "sample" else "mean")
-        (grad,) = torch.autograd.grad(loss, [x], create_graph=True)
-        if not grad.requires_grad:  # logits affine in x and CE constant: H ≡ 0
+        (grad,) = torch.autograd.grad(loss, [x], create_graph=True, allow_unused=True) if loss.requires_grad \
+            else (None,)
+        if grad is None or not grad.requires_grad:  # loss constant in x, or logits affine in x: H ≡ 0
             zeros = torch.zeros(groups, dtype=x.dtype, device=x.device)
             return zeros, torch.ones(groups, dtype=torch.bool, device=x.device), 0
         v = normal(x.shape, x, generator).reshape(groups, -1)

@@ -124,8 +124,12 @@ def jacobian_frobenius(
         sq = torch.zeros(b, dtype=torch.float64, device=x.device)
         for k in range(n_projections):
             v = projections(b, c, logits, distribution, generator)
-            (vjp,) = torch.autograd.grad(logits, [x], grad_outputs=v, retain_graph=k < n_projections - 1)
-            sq += vjp.detach().flatten(1).double().pow(2).sum(1)
+            if not logits.requires_grad:  # logits do not depend on x (nor on any parameter): J ≡ 0
+                continue
+            (vjp,) = torch.autograd.grad(logits, [x], grad_outputs=v, retain_graph=k < n_projections - 1,
+                                         allow_unused=True)
+            if vjp is not None:  # None: the logits do not depend on x (e.g. a network cut by zero ops), J ≡ 0
+                sq += vjp.detach().flatten(1).double().pow(2).sum(1)
     return _reduce(sq / n_projections, reduction, squared).to(x.dtype)
 
 

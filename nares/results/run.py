@@ -11,7 +11,7 @@ from nares.records import HISTORY_PCT, pct_from_fraction
 from nares.results.build import LongBuilder
 from nares.results.schema import TRAIN
 
-DEFAULT_DATASET, DEFAULT_SPACE = "cifar10", "wrn"
+DEFAULT_DATASET = "cifar10"
 
 
 def run_rows(run_dir: str | Path, *, arch_id: int | None = None) -> pa.Table:
@@ -23,14 +23,14 @@ def run_rows(run_dir: str | Path, *, arch_id: int | None = None) -> pa.Table:
     finished training run raises RunError (one line naming it)."""
     from nares.evaluate.ledger import read_cells
     from nares.evaluations import get_evaluation
-    from nares.spaces import get_space
+    from nares.spaces import recorded_space
     from nares.train.checkpoints import RunError, read_done
 
     run_dir = Path(run_dir)
     done = read_done(run_dir)
     if done is None:
         raise RunError(f"{run_dir} holds no finished training run (no train_done.json)")
-    space = get_space(done.get("space", DEFAULT_SPACE))
+    space = recorded_space(done)
     arch = space.parse(done["arch"])
     arch_s = space.format(arch)
     dataset = str(done.get("dataset", DEFAULT_DATASET))

@@ -66,10 +66,17 @@ def configured_space(section: Mapping[str, Any], key: str = "space") -> SearchSp
         raise ConfigError(f"{key}.{e}" if not str(e).startswith("unknown") else f"{key}.name: {e}") from None
 
 
+def recorded_space(meta: Mapping[str, Any]) -> SearchSpace:
+    """The space a run's files record: `space` (default wrn) under `space_settings`, the preset's section that
+    shaped the run's model (a checkpoint's meta, a run's train_done.json)."""
+    name, settings = meta.get("space", DEFAULT_SPACE), meta.get("space_settings")
+    return configured_space({"name": name, **settings}) if settings else get_space(name)
+
+
 def space_for(cfg: Mapping[str, Any]) -> SearchSpace:
     """The space of a resolved preset (its `space:` section; `wrn` with the section's settings by default)."""
     return configured_space(dict(cfg.get("space") or {}))
 
 
-__all__ = ["DEFAULT_SPACE", "SearchSpace", "SpaceIndex", "configured_space", "get_space", "register_space", "space_for",
-           "space_names"]
+__all__ = ["DEFAULT_SPACE", "SearchSpace", "SpaceIndex", "configured_space", "get_space", "recorded_space",
+           "register_space", "space_for", "space_names"]

@@ -113,7 +113,9 @@ EVAL_SHARED_KEYS = ("eps_255", "seed", "precision", "lipschitz_offset")
 
 
 def evaluation_hash(cfg: dict[str, Any], metric: str) -> str:
-    """Hash of the settings that decide one evaluation cell: the model, the test data, the metric's own section.
+    """Hash of the settings that decide one evaluation cell: the model, the test data, the metric's own section (a
+    registered evaluation's `section(cfg)`, which names every setting it reads, e.g. `fsp`'s PGD), and the identity
+    of a generated CIFAR-10-C for the evaluations that read one.
 
     `metric_versions` is not part of it (the version is a key of its own); other metrics' settings are not either.
     """
@@ -122,11 +124,32 @@ def evaluation_hash(cfg: dict[str, Any], metric: str) -> str:
         body: dict[str, Any] = {"model": cfg["model"], **_space_key(cfg)}
     elif metric == "corruptions":
         body = {"model": cfg["model"], "severities": ev["corruption_severities"], "precision": ev["precision"],
-                "limit": cfg["data"]["corruption_limit"], **_space_key(cfg)}
+                "limit": cfg["data"]["corruption_limit"], **_space_key(cfg), **_corruption_set_key()}
     else:
-        body = {"model": cfg["model"], "data": _data_keys(cfg, True), "settings": ev.get(metric),
-                **{k: ev.get(k) for k in EVAL_SHARED_KEYS}, **_space_key(cfg)}
+        plugin = None if metric in PROTOCOL_ATTACKS else _registered(metric)
+        settings = ev.get(metric) if plugin is None else plugin.section(cfg)  # its section holds what it reads
+        body = {"model": cfg["model"], "data": _data_keys(cfg, True), "settings": settings,
+                **{k: ev.get(k) for k in EVAL_SHARED_KEYS}, **_space_key(cfg),
+                **(_corruption_set_key() if plugin is not None and plugin.needs_corruptions else {})}
     return preset_hash(body)
+
+
+PROTOCOL_ATTACKS = ("clean", "fgsm", "pgd", "cw", "aa")  # hashed by their `eval.<name>` section, as ever
+
+
+def _registered(metric: str) -> Any:
+    from nares.evaluations import evaluation_names, get_evaluation
+
+    return get_evaluation(metric) if metric in evaluation_names() else None
+
+
+def _corruption_set_key() -> dict[str, Any]:
+    """{"corruption_set": its set_id} when the readers use a CIFAR-10-C generated here (`nares data make-cifar10c`):
+    its cells are not the official set's, nor another generated set's; nothing for the official files."""
+    from nares.data.corruptions import corruption_set_info
+
+    info = corruption_set_info()
+    return {"corruption_set": info["set_id"]} if info["source"] == "generated" else {}
 
 
 def set_threads(threads: int | None) -> None:
