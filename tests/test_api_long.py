@@ -55,3 +55,25 @@ def test_queries_and_curves_through_the_representative(release):
         ds.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
     with pytest.raises(DataError, match="NAS objective 'TEST_PGD_ACC' must be a validation metric"):
         ds.objective_values("TEST_PGD_ACC")
+
+
+def test_nares_query_prints_the_answer_in_key_order_without_matrix_entries(release, capsys):
+    from factory.cli import main
+
+    folder, _, aid = release
+    assert main(["query", DEAD_CONV, "--data", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{DEAD_CONV} (arch_id {main_id(DEAD_CONV)}) is answered by its representative {SKIP} (arch_id {aid})"
+    rows = [line.split()[0] for line in out[2:-1]]
+    assert rows == ["clean/acc", "pgd_eps/acc[0.5]", "pgd_eps/acc[2]", "pgd_eps/acc[8]"]  # ε by value, not as text
+    assert out[-1].startswith("(2 entries of confusion and confidence matrices (cm, conf_true, conf_pred) not shown")
+    assert main(["query", SKIP, "--data", str(folder), "--all"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"arch_id {aid}: {SKIP}" and [line.split()[0] for line in out[2:]][-2:] == [
+        "pgd_eps/cm[8/0/0]", "pgd_eps/cm[8/0/1]"]
+
+
+def main_id(arch: str) -> int:
+    from nares.config import load_preset
+
+    return space_for(load_preset("nb201-tiny")).index().id_of(arch)

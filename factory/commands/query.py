@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("archs", nargs="+", metavar="ARCH", help="e.g. 5-10-5-10-5-10, or an arch_id")
     add_source_args(p)
     p.add_argument("--json", action="store_true", help="print the published records, one JSON object per line")
+    p.add_argument("--all", action="store_true", help="a release of another space: also print every entry of the "
+                   "confusion and confidence matrices (left out of the table by default)")
     p.set_defaults(func=_query)
 
 
@@ -26,7 +28,7 @@ def _query(args: argparse.Namespace) -> int:
     ds = open_from_args(args)
     keys = [_arch_arg(a) for a in args.archs]
     if not hasattr(ds, "batch_query"):  # a release of another space: every value, through representatives
-        return _query_long(ds, keys, args.json)
+        return _query_long(ds, keys, args.json, args.all)
     if args.json:
         for rec in ds.batch_query(keys):
             print(json.dumps(rec, separators=(", ", ": ")))
@@ -45,22 +47,46 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query_long(ds, keys: list, as_json: bool) -> int:
-    """`nares query` on a long-table release: one column per architecture, one row per evaluation/metric[key];
-    an architecture answered through its representative says so."""
+def _in_order(name: str) -> tuple:
+    """Sort key of `evaluation/metric[key]`: by evaluation/metric, then the key's parts, numbers (ε, severity,
+    class) by value: `pgd_eps/acc[2]` before `pgd_eps/acc[255]`."""
+    head, _, key = name.partition("[")
+
+    def part(p: str) -> tuple:
+        try:
+            return (0, float(p), "")
+        except ValueError:
+            return (1, 0.0, p)
+
+    return head, [part(p) for p in key.rstrip("]").split("/")] if key else []
+
+
+def _query_long(ds, keys: list, as_json: bool, show_all: bool = False) -> int:
+    """`nares query` on a long-table release: one column per architecture, one row per evaluation/metric[key]
+    (matrix entries only with `show_all`); an architecture answered through its representative says so."""
+    from nares.results.schema import MATRIX_METRICS
+
     answers = [ds.query(k) for k in keys]
     if as_json:
         for a in answers:
             print(json.dumps(a, separators=(", ", ": ")))
         return 0
-    for a in answers:
+    for a in answers:  # the column headers are arch ids: each named first
         if a["representative_id"] != a["arch_id"]:
             print(f"{a['arch']} (arch_id {a['arch_id']}) is answered by its representative {a['representative']} "
                   f"(arch_id {a['representative_id']})")
-    names = sorted({n for a in answers for n in a["values"]})
+        else:
+            print(f"arch_id {a['arch_id']}: {a['arch']}")
+    names = sorted({n for a in answers for n in a["values"]}, key=_in_order)
+    matrices = [n for n in names if n.split("/", 1)[1].split("[", 1)[0] in MATRIX_METRICS]
+    if matrices and not show_all:
+        names = [n for n in names if n not in set(matrices)]
     rows = [["metric", *(str(a["arch_id"]) for a in answers)]]
     rows += [[n, *("—" if n not in a["values"] else f"{a['values'][n]:.4f}" for a in answers)] for n in names]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths, strict=True))))
+    if matrices and not show_all:
+        print(f"({len(matrices)} entries of confusion and confidence matrices ({', '.join(MATRIX_METRICS)}) not shown: "
+              "--all or --json shows them)")
     return 0

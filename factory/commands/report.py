@@ -1,4 +1,5 @@
-"""`nares report --out DIR`: the paper's analyses (PROTOCOL §8) as PNG figures and an HTML page."""
+"""`nares report --out DIR`: the paper's analyses (PROTOCOL §8) as PNG figures and an HTML page; for a release of
+another space, the long-table report of that space (`nares.analysis.long_report`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from nares.analysis.long_report import build_dataset_report
     from nares.analysis.report import build_report
+    from nares.api.long import LongDataset
 
-    index = build_report(open_from_args(args), args.out)
+    ds = open_from_args(args)  # a release of another space: the long-table report of its space
+    index = build_dataset_report(ds, args.out) if isinstance(ds, LongDataset) else build_report(ds, args.out)
     print(f"wrote {index}")
     return 0

@@ -4,8 +4,10 @@ One objective (an (evaluation, metric, key) of the long table, at one checkpoint
 complexity (the `complexity` evaluation's rows): accuracy vs #Params/#MACs, the objective per value of each
 coordinate of the space's `coord_schema`, Pareto ranks on (objective ↑, MACs ↓) and, with at least three
 points, PCA of the coordinates (or of the NAS encoding, for categorical coordinates) of the best and worst sets,
-and the space's own figures (`nares.analysis.cell_report.SPACE_FIGURES`); `report.json` and `index.html` as
-`build_report`.
+the space's own figures (`nares.analysis.cell_report.SPACE_FIGURES`) and, when the table holds them, the
+robustness analyses of the neighbouring datasets (`nares.analysis.spectra_report`: Kendall τ of the proxies with
+each (attack, ε) and of clean with corrupted accuracy, robust accuracy vs ε, the spread at equal parameter count);
+`report.json` and `index.html` as `build_report`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nares.analysis.report import (
     _save,
     _scatter,
 )
+from nares.analysis.spectra_report import spectra_figures, spectra_html
 from nares.errors import NaresError
 from nares.io import atomic_write
 from nares.spaces import SearchSpace
@@ -87,9 +90,30 @@ def build_results_report(table: pa.Table, space: SearchSpace, out: str | Path, *
         ("Pareto rank", _fig_pareto(df, ranks, best, worst, out, y, y)),
         ("PCA of the best and worst sets", _fig_pca(enc, names, best, worst, out, stats)),
         *SPACE_FIGURES.get(space.name, lambda *a: [])(df, archs, out, y, stats),
+        *spectra_figures(table, space, out, stats, checkpoint=checkpoint),
     ]
     with atomic_write(out / "report.json", "w") as fh:
         json.dump(_finite(stats), fh, indent=1, allow_nan=False)
+    page = _html(stats, [(t, f) for t, f in figures if f], names, y)
     with atomic_write(out / "index.html", "w") as fh:
-        fh.write(_html(stats, [(t, f) for t, f in figures if f], names, y))
+        fh.write(page.replace("</body>", spectra_html(stats) + "</body>", 1))
     return out / "index.html"
+
+
+# The objective a long-table release's report ranks by, the first one the release holds: PGD-20 (PROTOCOL §3),
+# AA-Compact, then the clean accuracy of the Jung et al. layout and of PROTOCOL §3.
+OBJECTIVES: tuple[tuple[str, str, str], ...] = (("pgd", "acc", ""), ("aa", "acc", ""), ("confusion", "acc", ""),
+                                                ("clean", "acc", ""))
+
+
+def build_dataset_report(dataset, out: str | Path, objective: tuple[str, str, str] | None = None) -> Path:
+    """`build_results_report` of an opened long-table release (`nares.api.long.LongDataset`): its table and space,
+    ranked by `objective` (default: the first of `OBJECTIVES` it holds); returns index.html."""
+    held = set(dataset.metrics())
+    pick = objective or next((o for o in OBJECTIVES if o in held), None)
+    if pick is None:
+        raise NaresError(f"{dataset.source} holds none of the report's objectives "
+                         f"({', '.join('/'.join(o[:2]) for o in OBJECTIVES)})")
+    evaluation, metric, key = pick
+    return build_results_report(dataset.table(), dataset.space, out, evaluation=evaluation, metric=metric, key=key,
+                                source=dataset.source)

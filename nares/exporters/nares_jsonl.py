@@ -122,7 +122,7 @@ def _decoded(table: pa.Table, column: str) -> tuple[np.ndarray, list[str | None]
     col = table.column(column).combine_chunks()
     if not pa.types.is_dictionary(col.type):
         col = col.dictionary_encode()
-    idx = col.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    idx = col.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return idx, col.dictionary.to_pylist()
 
 
@@ -136,8 +136,10 @@ def iter_long_records(table: pa.Table, *, dataset: str = DATASET) -> Iterator[di
     ds, ds_w = _decoded(table, "dataset")
     keep = _where(sp, sp_w, SPACE) & _where(ds, ds_w, dataset)
     t = table.filter(pa.array(keep)) if not keep.all() else table
-    t = t.take(pc.sort_indices(t, [("arch_id", "ascending")]))  # stable: keeps each record's row order
     aid = t.column("arch_id").to_numpy()
+    if (np.diff(aid) < 0).any():  # stable: keeps each record's row order (tables written by arch are sorted)
+        t = t.take(pc.sort_indices(t, [("arch_id", "ascending")]))
+        aid = t.column("arch_id").to_numpy()
     value = t.column("value").to_numpy()
     ev, ev_w = _decoded(t, "evaluation")
     me, me_w = _decoded(t, "metric")
@@ -154,6 +156,21 @@ def iter_long_records(table: pa.Table, *, dataset: str = DATASET) -> Iterator[di
         out = np.full(n, np.nan)
         out[group[mask]] = value[mask]
         return out
+
+    shapes: dict[bytes, Any] = {}
+
+    def corruption_shape(keys: np.ndarray, metrics: np.ndarray):
+        """The builder of a record's `corruptions` dict from its rows' values, one per distinct row layout (all
+        records of a sweep share one): {name: {severity: {metric: value}}} in row order."""
+        sig = keys.tobytes() + b"|" + metrics.tobytes()
+        if sig not in shapes:
+            nested: dict[str, dict[str, list[tuple[str, int]]]] = {}
+            for i, (k, m) in enumerate(zip(keys.tolist(), metrics.tolist(), strict=True)):
+                name, _, sev = ky_w[k].partition("/")
+                nested.setdefault(name, {}).setdefault(sev, []).append((me_w[m], i))
+            items = [(name, list(sevs.items())) for name, sevs in nested.items()]
+            shapes[sig] = lambda v: {name: {sev: {m: v[i] for m, i in ms} for sev, ms in sevs} for name, sevs in items}
+        return shapes[sig]
 
     key_int = np.array([int(k) if k and k.isdigit() else -1 for k in ky_w], dtype=np.int64)
     hist = {}
@@ -184,11 +201,8 @@ def iter_long_records(table: pa.Table, *, dataset: str = DATASET) -> Iterator[di
         for h in HISTORY_KEYS:
             train[h] = hist[h][0][g].tolist()
         test: dict[str, Any] = {k: float(tests[k][g]) for k in TEST_KEYS}
-        corruptions: dict[str, dict[str, dict[str, float]]] = {}
-        for row in corr_rows[corr_split[g]:corr_split[g + 1]]:
-            name, _, s = ky_w[ky[row]].partition("/")
-            corruptions.setdefault(name, {}).setdefault(s, {})[me_w[me[row]]] = float(value[row])
-        test["corruptions"] = corruptions
+        rows = corr_rows[corr_split[g]:corr_split[g + 1]]
+        test["corruptions"] = corruption_shape(ky[rows], me[rows])(value[rows].tolist())
         yield {"arch_id": int(ids[g]), "arch": Arch.parse(ar_w[ar[first[g]]]).to_jsonl_dict(),
                "MACs": millions(int(macs[g])), "Params": millions(int(params[g])), "train": [train],
                "test_best": [test]}
@@ -201,3 +215,11 @@ def long_to_records(table: pa.Table, *, dataset: str = DATASET) -> list[dict[str
 def write_long_jsonl(table: pa.Table, path: str | Path, *, dataset: str = DATASET) -> int:
     """Write the published `cifar10.jsonl` of `table` (atomically); returns the number of records."""
     return write_jsonl(path, iter_long_records(table, dataset=dataset))
+
+
+def write_results_jsonl(root: str | Path, path: str | Path, *, dataset: str = DATASET) -> int:
+    """Write the published `cifar10.jsonl` of the long results table stored under `root` (atomically), one shard
+    in memory at a time; returns the number of records."""
+    from nares.results.store import iter_shards
+
+    return write_jsonl(path, (rec for t in iter_shards(root) for rec in iter_long_records(t, dataset=dataset)))

@@ -31,6 +31,8 @@ LONG_COLUMNS: tuple[str, ...] = tuple(LONG_SCHEMA.names)
 # The columns `nares results` prints, in order.
 SHOWN_COLUMNS: tuple[str, ...] = ("dataset", "space", "arch_id", "checkpoint", "evaluation", "version", "metric",
                                   "key", "value")
+# The confusion cells' C×C matrices (`nares.evaluate.confusion`): their keys end in "<true class>/<predicted class>".
+MATRIX_METRICS: tuple[str, ...] = ("cm", "conf_true", "conf_pred")
 TRAIN = "train"  # the evaluation of training: one metric per history key (key = epoch), best_epoch, training_time
 TRAIN_UNITS: dict[str, str] = {**{k: ("percent" if k in HISTORY_PCT else "raw") for k in HISTORY_KEYS},
                                "best_epoch": "raw", "training_time": "raw"}
