@@ -1,8 +1,9 @@
-"""The RobNets space: strings, parse errors, sampling, neighbours, density/convs/budget, variants, and the closed-form
-complexity against the real modules (hook walk and torchprofile)."""
+"""The RobNets space: strings, parse errors, sampling, neighbours, density/convs/budget, variants, the network's depth
+(`cells`), and the closed-form complexity against the real modules (hook walk and torchprofile)."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import subprocess
 import sys
@@ -12,11 +13,14 @@ import pytest
 import torch
 import torchprofile
 
+from nares.config import load_preset
 from nares.errors import ArchError, ConfigError
 from nares.models.count import count_module
+from nares.spaces import space_for
 from nares.spaces.robnet import (
     BITS,
     DIRECT,
+    MIN_CELLS,
     N_CELLS,
     ROBNET_FREE,
     ROBNET_LARGE,
@@ -27,11 +31,14 @@ from nares.spaces.robnet import (
     conv_counts,
     density,
     identity_count,
+    reduction_cells,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FREE = RobNetSpace("cell_free")
+SPACE5 = RobNetSpace("cell_based", cells=5)  # the smallest network: normal, reduction, normal, reduction, normal
+FREE5 = RobNetSpace("cell_free", cells=5)
 LARGE = SPACE.parse(ROBNET_LARGE)
 # RobNets architecture_code.py, robnet_large_v1 and the first cell of robnet_free, as lists of edge codes
 LARGE_CODES = ["11", "11", "11", "11", "11", "01", "11", "01", "10", "11", "01", "01", "01", "11"]
@@ -54,7 +61,8 @@ def xor_bits(a: RobNetArch, b: RobNetArch) -> int:
 
 
 # -- strings --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("space", [SPACE, FREE], ids=["cell_based", "cell_free"])
+@pytest.mark.parametrize("space", [SPACE, FREE, SPACE5, FREE5], ids=["cell_based", "cell_free", "cell_based-5",
+                                                                   "cell_free-5"])
 def test_string_round_trip_on_a_seeded_sample(space: RobNetSpace) -> None:
     archs = space.sample(1000, seed=7)
     for a in archs:
@@ -103,7 +111,7 @@ def test_parse_errors_are_one_line(value: object, fragment: str) -> None:
 
 
 def test_arch_rejects_bad_codes() -> None:
-    for cells in [(), (1 << 28,), (-1,), (0,) * 2, ("0",)]:
+    for cells in [(), (1 << 28,), (-1,), (0,) * 2, (0,) * 4, ("0",)]:
         with pytest.raises(ArchError):
             RobNetArch(cells)  # type: ignore[arg-type]
 
@@ -185,17 +193,108 @@ def test_coords_and_schema() -> None:
 
 
 # -- variants, references ------------------------------------------------------------------------------------
-def test_configure_variants_and_pickling() -> None:
-    assert SPACE.configure({"name": "robnet"}) is SPACE and SPACE.variant == "cell_based"
+def test_configure_variants_cells_and_pickling() -> None:
+    assert SPACE.configure({"name": "robnet"}) is SPACE and SPACE.variant == "cell_based" and SPACE.n_cells == 20
+    assert SPACE.configure({"name": "robnet", "variant": "cell_based", "cells": 20}) is SPACE
     free = SPACE.configure({"name": "robnet", "variant": "cell_free"})
     assert free.variant == "cell_free" and free.n_alpha == 20 and free.configure({"variant": "cell_free"}) is free
     assert pickle.loads(pickle.dumps(free)).variant == "cell_free"
+    small = free.configure({"variant": "cell_free", "cells": 8})
+    assert (small.variant, small.n_cells, small.n_alpha) == ("cell_free", 8, 8) and small.configure(
+        {"variant": "cell_free", "cells": 8}) is small
+    back = pickle.loads(pickle.dumps(small))
+    assert (back.variant, back.n_cells) == ("cell_free", 8) and back.sample(3, 1) == small.sample(3, 1)
+    assert SPACE.configure({"cells": 5}).n_alpha == 1 and repr(FREE5).startswith("<search space 'robnet' (cell_free, 5")
     for section, start in [({"name": "robnet", "depths": [4]}, "depths is not a setting"),
+                           ({"name": "robnet", "depth": 5}, "depth is not a setting (the keys of space 'robnet' are "
+                                                            "name, variant, cells;"),
                            ({"variant": "free"}, "variant is 'free'; expected one of ['cell_based', 'cell_free']"),
-                           ({"variant": 1}, "variant is 1;")]:
+                           ({"variant": 1}, "variant is 1;"),
+                           ({"cells": 2}, "cells is 2; expected an integer of at least 5 (a normal cell before, "
+                                          "between and after the reduction cells"),
+                           ({"cells": 4}, "cells is 4; expected an integer of at least 5"),
+                           ({"cells": "8"}, "cells is '8'; expected an integer"),
+                           ({"cells": 8.0}, "cells is 8.0; expected an integer"),
+                           ({"cells": True}, "cells is True; expected an integer"),
+                           ({"cells": None}, "cells is None; expected an integer")]:
         with pytest.raises(ConfigError) as exc:
             SPACE.configure(section)
         assert str(exc.value).startswith(start) and "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"^space\.cells is 2; expected an integer of at least 5 "):
+        space_for({"space": {"name": "robnet", "variant": "cell_free", "cells": 2}})
+
+
+def test_presets_cells() -> None:
+    full, tiny = space_for(load_preset("robnet-full")), space_for(load_preset("robnet-tiny"))
+    assert full is SPACE  # RobNets' network: 20 cells, the default
+    assert (tiny.variant, tiny.n_cells) == ("cell_based", MIN_CELLS)  # the smallest network with every stage
+
+
+# -- the network's depth ---------------------------------------------------------------------------------------
+def test_reduction_cells_generalise_robnets_rule() -> None:
+    assert reduction_cells() == reduction_cells(20) == (6, 13)  # RobNets' CIFAR network
+    assert reduction_cells(5) == (1, 3) and reduction_cells(8) == (2, 5)
+    for n in range(MIN_CELLS, 80):  # a normal cell before, between and after the two reductions
+        r1, r2 = reduction_cells(n)
+        assert r1 > 0 and r1 + 1 < r2 < n - 1, n
+    assert reduction_cells(MIN_CELLS - 1) == (1, 2)  # 4 cells: no normal cell between the reductions
+    for space, strides in ((SPACE5, [1, 2, 1, 2, 1]), (SPACE, [2 if i in (6, 13) else 1 for i in range(20)]),
+                           (RobNetSpace("cell_free", 8), [1, 1, 2, 1, 1, 2, 1, 1])):
+        arch = space.references["all-ops"]
+        assert [c.stride for c in space.build_model(arch, 2).cells] == strides
+
+
+def test_cell_based_archs_do_not_depend_on_the_depth() -> None:
+    assert SPACE5.sample(200, seed=5) == SPACE.sample(200, seed=5)
+    assert SPACE5.parse(ROBNET_LARGE) == LARGE and SPACE5.references == SPACE.references
+    assert SPACE5.neighbours(LARGE) == SPACE.neighbours(LARGE)
+    assert SPACE5.complexity(LARGE, 36) != SPACE.complexity(LARGE, 36)  # the same cell in a shallower network
+
+
+def test_seeded_samples_at_20_cells_are_unchanged() -> None:
+    """The archs (so the sweep ids) of seeded samples of RobNets' 20-cell network, as before `cells` existed."""
+    assert [str(a) for a in SPACE.sample(3, seed=5)] == [
+        "10-01-11-11-01-11-01-10-01-11-11-00-01-00", "01-00-00-01-01-10-01-00-11-01-10-00-00-11",
+        "10-11-11-01-11-10-01-01-11-00-00-00-10-01"]
+    for space, digest in ((SPACE, "9a08de4460dfa3ef"), (FREE, "bcc1160c6cd87a4a")):
+        text = "\n".join(space.format(a) for a in space.sample(50, seed=5))
+        assert hashlib.sha256(text.encode()).hexdigest()[:16] == digest, space.variant
+    assert [SPACE.complexity(a, 36) for a in SPACE.sample(3, seed=11)] == [
+        (5223574, 791513280), (4807126, 730134720), (4443382, 674119872)]
+    assert [FREE.complexity(a, 36) for a in FREE.sample(3, seed=11)] == [
+        (4831678, 706762944), (4277782, 687040704), (4448998, 657061056)]
+
+
+def test_cell_free_archs_hold_the_configured_number_of_cells() -> None:
+    five = "/".join([ROBNET_LARGE] * 5)
+    arch = RobNetArch(LARGE.cells * 5)
+    assert FREE5.parse(five) == arch and FREE5.format(arch) == five and FREE5.parse(list(arch.bits())) == arch
+    assert FREE5.parse(np.stack([SPACE.encode(LARGE)] * 5)) == arch and FREE5.parse([LARGE_CODES] * 5) == arch
+    assert FREE5.encode(arch).shape == (5 * BITS,) and len(FREE5.neighbours(arch)) == 5 * BITS
+    assert all(len(a.cells) == 5 for a in FREE5.sample(20, seed=0)) and "robnet-free" not in FREE5.references
+    assert all(len(a.cells) == 5 for a in FREE5.references.values())
+    assert density(arch) == 22 / 28 and conv_counts(arch) == (15, 50) and budget(arch) == "large"
+    # 14 and 28 cells: a list of 14 cell strings is no cell of 14 edge codes, 28 cell strings no 28 bits
+    assert RobNetSpace("cell_free", 14).parse([ROBNET_LARGE] * 14) == RobNetArch(LARGE.cells * 14)
+    assert RobNetSpace("cell_free", 28).parse([ROBNET_LARGE] * 28) == RobNetArch(LARGE.cells * 28)
+    for space, value, fragment in [
+        (FREE5, ROBNET_FREE, "has 20 cells; expected 1 (cell-based) or 5 (cell-free) joined by '/'"),
+        (FREE, five, "has 5 cells; expected 1 (cell-based) or 20 (cell-free) joined by '/'"),
+        (SPACE5, five + "/" + ROBNET_LARGE, "has 6 cells; expected 1 (cell-based) or 5 (cell-free)"),
+        (FREE5, [1, 0] * (10 * 28), "has 560 bits; expected 28 (one cell) or 140 (5 cells)"),
+        (FREE5, [ROBNET_LARGE] * 20, "has 20 items; expected 28 or 140 bits, 14 edge codes, or 1 or 5 cells"),
+        (FREE5, FREE.parse(ROBNET_FREE), "has 20 cell codes; expected 1 (cell-based) or 5 (cell-free"),
+        (FREE, arch, "has 5 cell codes; expected 1 (cell-based) or 20 (cell-free"),
+        (FREE5, "/".join([ROBNET_LARGE] * 4 + ["11-11"]), "of cell 4 has 2 edge codes"),
+    ]:
+        with pytest.raises(ArchError) as exc:
+            space.parse(value)
+        msg = str(exc.value)
+        assert fragment in msg and "\n" not in msg and len(msg) < 300, msg
+    with pytest.raises(ArchError, match="has 5 cell codes; expected 1 .cell-based. or 20"):
+        FREE.encode(arch)
+    with pytest.raises(ArchError, match="has 5 cell codes; this cell_based space's archs have 1"):
+        SPACE5.neighbours(arch)
 
 
 def test_references() -> None:
@@ -208,18 +307,28 @@ def test_references() -> None:
 
 
 # -- complexity against the real modules -----------------------------------------------------------------------
+FREE8 = RobNetSpace("cell_free", 8)
 _WALK = [(SPACE, a) for a in SPACE.sample(8, seed=5)] + [(FREE, a) for a in FREE.sample(8, seed=5)]
 _WALK += [(SPACE, ZERO), (SPACE, SPACE.parse(NO_INPUT_0)), (SPACE, SPACE.references["all-ops"]),
           (FREE, FREE.parse(ROBNET_FREE))]
+_WALK += [(SPACE5, a) for a in SPACE5.sample(6, seed=5)] + [(FREE5, a) for a in FREE5.sample(6, seed=5)]
+_WALK += [(FREE8, a) for a in FREE8.sample(3, seed=5)]
+_WALK += [(SPACE5, ZERO), (SPACE5, SPACE5.parse(NO_INPUT_0)), (SPACE5, SPACE5.references["all-ops"]),
+          (FREE5, FREE5.references["all-ops"])]
 
 
-@pytest.mark.parametrize(("space", "arch"), _WALK, ids=[f"{s.variant}-{i}" for i, (s, _) in enumerate(_WALK)])
+@pytest.mark.parametrize(("space", "arch"), _WALK,
+                         ids=[f"{s.variant}-{s.n_cells}-{i}" for i, (s, _) in enumerate(_WALK)])
 def test_closed_form_matches_module_walk(space: RobNetSpace, arch: RobNetArch) -> None:
     assert count_module(space.build_model(arch, 2)) == space.complexity(arch, 2)
 
 
-@pytest.mark.parametrize(("space", "arch"), [(SPACE, LARGE), (FREE, FREE.sample(1, seed=9)[0])],
-                         ids=["robnet-large", "cell_free-sample"])
+_PROFILE = [(SPACE, LARGE), (FREE, FREE.sample(1, seed=9)[0]), (SPACE5, LARGE), (FREE5, FREE5.sample(1, seed=9)[0]),
+            (FREE8, FREE8.sample(1, seed=9)[0])]
+
+
+@pytest.mark.parametrize(("space", "arch"), _PROFILE,
+                         ids=["robnet-large", "cell_free-sample", "robnet-large-5", "cell_free-5", "cell_free-8"])
 def test_closed_form_matches_torchprofile(space: RobNetSpace, arch: RobNetArch) -> None:
     model = space.build_model(arch, 2).eval()
     assert torchprofile.profile_macs(model, torch.zeros(1, 3, 32, 32)) == space.complexity(arch, 2)[1]
@@ -232,12 +341,15 @@ def test_full_size_robnet_large_about_6_9m_params() -> None:
     assert sum(p.numel() for p in SPACE.build_model(LARGE, 36).parameters()) == params
     assert SPACE.complexity(SPACE.references["all-ops"], 36)[0] == 7_411_222
     assert FREE.complexity(FREE.parse(ROBNET_FREE), 36)[0] == 5_513_806
+    params5 = SPACE5.complexity(LARGE, 36)[0]
+    assert sum(p.numel() for p in SPACE5.build_model(LARGE, 36).parameters()) == params5 < params / 3
 
 
 def test_forward_and_backward_shapes() -> None:
     torch.manual_seed(0)
     x = torch.rand(2, 3, 32, 32)
-    for space, arch, classes in ((SPACE, LARGE, 10), (FREE, FREE.sample(1, seed=2)[0], 100)):
+    for space, arch, classes in ((SPACE, LARGE, 10), (FREE, FREE.sample(1, seed=2)[0], 100),
+                                 (FREE5, FREE5.sample(1, seed=2)[0], 10)):
         model = space.build_model(arch, 2, num_classes=classes)
         out = model(x)
         assert out.shape == (2, classes) and torch.isfinite(out).all()

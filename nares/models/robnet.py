@@ -3,10 +3,11 @@ plain per-cell edge operations.
 
 Knows no search space: `nares.spaces.robnet.build_model` maps an architecture to the (identity, conv) bits of the
 14 edges of every cell. The wiring follows RobNets' `models/basic_model.py` (itself DARTS'): stem conv3×3 + BN to
-3·C channels; `layers` cells, the ones at `layers // 3` and `2·layers // 3` reduction cells (stride 2 on the edges
-from the two cell inputs, channels doubled); each cell's inputs are preprocessed (ReLU-conv1×1-BN, or a
-factorized reduce when the previous-previous input is twice as large); node k of 0..3 sums its edges from the two
-inputs and the k earlier nodes; the cell's output concatenates the 4 nodes; head: global average pool + linear.
+3·C channels; `layers` cells (20 in RobNets' CIFAR network; the space setting `cells`), the ones at `layers // 3`
+and `2·layers // 3` reduction cells (stride 2 on the edges from the two cell inputs, channels doubled); each cell's
+inputs are preprocessed (ReLU-conv1×1-BN, or a factorized reduce when the previous-previous input is twice as
+large); node k of 0..3 sums its edges from the two inputs and the k earlier nodes; the cell's output concatenates
+the 4 nodes; head: global average pool + linear.
 
 Differences from RobNets, all chosen so that params and MACs are exact in closed form and equal in the module walk
 (`nares.models.count`) and in torchprofile: every BatchNorm is affine (RobNets' cell BNs are not, and torchprofile
