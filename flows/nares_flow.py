@@ -4,6 +4,9 @@
 - `nares/re-evaluate` (action=re-evaluate, cron): compute only the ledger's missing or stale metric cells, of
   every preset and seed this `$NARES_HOME` has runs of (`preset="all"`, the deployment's default) or of one preset;
 - `nares/publish`     (action=publish): validate the tables and publish a release.
+
+`space`, `dataset` and `suite` pick the preset of that search space and data set and the evaluation suite; every
+parameter is checked (`nares.sweep.request`) before any work.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from nares.config import load_preset, preset_for_space
+from nares.config import load_preset
 from nares.spaces import space_for
 from nares.sweep import paths
 from nares.sweep.journal import Journal
 from nares.sweep.queue import progress_markdown
+from nares.sweep.request import reevaluate_targets, resolve_request
 from nares.sweep.selection import SweepError, order_jobs, select_archs
 from tasks.drive import Reporter, drive, finish
 from tasks.jobs import Calls, reevaluate_calls, sweep_calls
@@ -72,18 +76,22 @@ def _run(kind: str, jobs: list[tuple[int, str]], skipped: int, preset: str, seed
 
 
 @task(name="sweep", cache_policy=NO_CACHE)
-def run_sweep(jobs: list[tuple[int, str]], skipped: int, preset: str, seed: int, mode: str, tables_root: str) -> dict:
+def run_sweep(jobs: list[tuple[int, str]], skipped: int, preset: str, seed: int, mode: str, tables_root: str,
+              evaluations: list[str]) -> dict:
     store = _store() if mode == "train" else None
     space = space_for(load_preset(preset)).name
-    return _run("sweep", jobs, skipped, preset, seed, mode, sweep_calls(preset, seed, tables_root, store, space))
+    return _run("sweep", jobs, skipped, preset, seed, mode,
+                sweep_calls(preset, seed, tables_root, store, space, evaluations))
 
 
 @task(name="find-stale-cells", cache_policy=NO_CACHE)
-def find_stale(preset: str, tables_root: str) -> dict[tuple[int, str], list[str]]:
+def find_stale(preset: str, tables_root: str, suite: str | None) -> dict[tuple[int, str], list[str]]:
+    """The missing or stale cells of `suite`, or without one of the evaluations the ledger holds."""
     from nares.sweep.stale import stale_groups
 
-    groups, line = stale_groups(load_preset(preset), tables_root)
-    get_run_logger().info("re-evaluate: %s", line)
+    groups, line = stale_groups(load_preset(preset), tables_root, suite)
+    get_run_logger().info("re-evaluate %s (%s): %s", preset, f"suite {suite}" if suite else "the ledger's evaluations",
+                          line)
     return groups
 
 
@@ -91,62 +99,67 @@ def find_stale(preset: str, tables_root: str) -> dict[tuple[int, str], list[str]
 def run_reevaluate(groups: dict[tuple[int, str], list[str]], preset: str, seed: int, mode: str, tables_root: str) -> dict:
     from nares.sweep.stale import reevaluate_jobs
 
-    jobs, cells = reevaluate_jobs(load_preset(preset), groups)
+    jobs, cells = reevaluate_jobs(load_preset(preset), groups, tables_root)
     store = _store() if mode == "train" else None
     return _run("re-evaluate", jobs, 0, preset, seed, mode, reevaluate_calls(preset, seed, tables_root, store, cells))
 
 
 @task(name="publish-release", cache_policy=NO_CACHE)
-def publish_release(version: str, preset: str, tables_root: str, expected: list[int] | None) -> dict:
+def publish_release(version: str, preset: str, tables_root: str, expected: list[int] | None, suite: str) -> dict:
     from nares.release import publish
 
-    info = publish(version, tables_root=Path(tables_root), store=_store(), expected_archs=expected, preset=preset)
-    get_run_logger().info("published release %s (%s architectures) at %s", version, info.get("n_archs"),
-                          info.get("store"))
+    info = publish(version, tables_root=Path(tables_root), store=_store(), expected_archs=expected, preset=preset,
+                   suite=suite)
+    get_run_logger().info("published release %s (%s architectures, suite %s) at %s", version, info.get("n_archs"),
+                          suite, info.get("store"))
     return info
 
 
-def _reevaluate_all(seeds: list[int] | None, mode: str, tables_root: str | None) -> dict:
+def _reevaluate_all(seeds: list[int] | None, mode: str, tables_root: str | None, space: str | None,
+                    dataset: str | None, suite: str | None) -> dict:
     if tables_root:
         raise SweepError(f"re-evaluate with preset={paths.ALL_PRESETS!r} uses each preset's own tables; "
                          "tables_root needs one preset")
-    targets = [(p, s) for p, s in paths.run_sets() if seeds is None or s in seeds]
-    get_run_logger().info("re-evaluate: %s", ", ".join(f"{p} seed {s}" for p, s in targets) or
+    targets = reevaluate_targets(paths.run_sets(), seeds=seeds, space=space, dataset=dataset, suite=suite, mode=mode)
+    get_run_logger().info("re-evaluate: %s", ", ".join(f"{r.preset} seed {s}" for r, s in targets) or
                           f"no runs under {paths.nares_home() / 'runs'}")
     results: dict[str, dict] = {}
-    for p, s in targets:
-        load_preset(p)                       # a runs folder of a preset the params file lacks: one clear line
-        root = str(paths.default_tables_root(p, s))
-        results[f"{p}-seed{s}"] = run_reevaluate(find_stale(p, root), p, s, mode, root)
+    for req, s in targets:
+        root = str(paths.default_tables_root(req.preset, s))
+        results[f"{req.preset}-seed{s}"] = run_reevaluate(find_stale(req.preset, root, suite), req.preset, s, mode, root)
     return results
 
 
 @flow(name="nares", log_prints=True)
 def nares(action: Action = "sweep", preset: str = "tiny", archs: str = "all", seeds: list[int] | None = None,
           mode: Literal["train", "dry-run"] = "train", version: str | None = None,
-          tables_root: str | None = None, space: str | None = None) -> dict:
+          tables_root: str | None = None, space: str | None = None, dataset: str | None = None,
+          suite: str | None = None) -> dict:
     """The factory's flow. `archs` selects architectures (all | ids:A-B | list:ARCH,... | sample:N[@SEED]);
     `seeds` runs the sweep once per training seed (default: the preset's seed); `version` names a release.
-    `re-evaluate` with `preset="all"` covers every preset and seed with runs under `$NARES_HOME` (`seeds`, when
-    given, keeps only those), each in its default tables; its results are keyed `<preset>-seed<seed>`.
-    `space` picks the preset of that search space (`space=nb201` with preset `tiny` runs `nb201-tiny`)."""
+    `re-evaluate` with `preset="all"` covers every preset and seed with runs under `$NARES_HOME` (`seeds`, `space`
+    and `dataset`, when given, keep only those), each in its default tables; its results are keyed
+    `<preset>-seed<seed>`. `space` picks the preset of that search space (`space=nb201` with preset `tiny` runs
+    `nb201-tiny`), `dataset` checks it is the preset's data set, `suite` names the evaluations (default: the
+    preset's `eval.suite`, else `nares`): a sweep evaluates exactly them, re-evaluate computes their missing or
+    stale cells (without a suite: those of the evaluations the ledger holds), publish requires them. Every
+    parameter is checked before any work (one line naming it)."""
     if action == "re-evaluate" and preset == paths.ALL_PRESETS:
-        return _reevaluate_all(seeds, mode, tables_root)
-    preset = preset_for_space(preset, space)
-    cfg = load_preset(preset)
+        return _reevaluate_all(seeds, mode, tables_root, space, dataset, suite)
+    req = resolve_request(action, preset, space=space, dataset=dataset, suite=suite, archs=archs, seeds=seeds,
+                          mode=mode, version=version)
+    cfg = load_preset(req.preset)
     seeds = list(seeds) if seeds else [int(cfg["train"]["seed"])]
     results: dict[str, dict] = {}
     for seed in seeds:
-        root = str(Path(tables_root) if tables_root else paths.default_tables_root(preset, seed))
+        root = str(Path(tables_root) if tables_root else paths.default_tables_root(req.preset, seed))
         if action == "sweep":
-            jobs, skipped = plan(preset, archs, seed, mode, root)
-            results[f"seed{seed}"] = run_sweep(jobs, skipped, preset, seed, mode, root)
+            jobs, skipped = plan(req.preset, archs, seed, mode, root)
+            results[f"seed{seed}"] = run_sweep(jobs, skipped, req.preset, seed, mode, root, list(req.evaluations))
         elif action == "re-evaluate":
-            results[f"seed{seed}"] = run_reevaluate(find_stale(preset, root), preset, seed, mode, root)
-        elif action == "publish":
-            ver = version or f"{preset}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-            expected = None if archs == "all" else [i for i, _ in select_archs(archs, space_for(cfg))]
-            results[f"seed{seed}"] = publish_release(ver, preset, root, expected)
+            results[f"seed{seed}"] = run_reevaluate(find_stale(req.preset, root, suite), req.preset, seed, mode, root)
         else:
-            raise SweepError(f"unknown action {action!r} (expected sweep, re-evaluate or publish)")
+            ver = version or f"{req.preset}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+            expected = None if archs == "all" else [i for i, _ in select_archs(archs, space_for(cfg))]
+            results[f"seed{seed}"] = publish_release(ver, req.preset, root, expected, req.suite)
     return results

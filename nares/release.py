@@ -9,7 +9,9 @@ A release `V` is a folder (`releases/V/` in the repository, `<prefix>/releases/V
     validation/              the validation report: index.html (self-contained, offline), results/*.json
                              (Great Expectations' results) and summary.json
     SHA256SUMS               sha256 of every file above
-    RELEASE.json             version, validation result, counts, checksum of SHA256SUMS (uploaded last)
+    RELEASE.json             version, validation result, counts, checksum of SHA256SUMS (uploaded last); the
+                             space and its settings, the data set(s), the suite swept with and every evaluation
+                             present with its versions, the corruption set's provenance
 
 `publish` refuses to build a release whose tables fail validation (naming the failing expectations)
 and never replaces an existing version. A version is listed only once its RELEASE.json is stored.
@@ -34,7 +36,6 @@ from typing import Any
 from nares.config import REPO_ROOT, load_preset, params_path
 from nares.errors import NaresError
 from nares.io import sha256_file
-from nares.records import write_jsonl
 from nares.spaces import space_for
 
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -135,12 +136,22 @@ def validate_release(
     tolerance: float | None = None,
     id_map: str | Path | tuple | None = None,
     report_dir: str | Path | None = None,
+    tables_root: str | Path | None = None,
+    suite: str | None = None,
 ):
-    """The release checks over `tables` with preset `cfg`'s epochs and width, `tolerance` (default:
-    `nares.validation.DEFAULT_TOLERANCE`) and the id map of `id_map` (default: ascending MACs); returns the
-    `ValidationResult`."""
+    """The release checks of preset `cfg`'s space, `tolerance` (default: `nares.validation.DEFAULT_TOLERANCE`);
+    returns the `ValidationResult`. WRN: the record tables `tables` with the preset's epochs and width and the id
+    map of `id_map` (default: ascending MACs). Any other space: the long results table under `tables_root` (its
+    manifest in `tables`), requiring training and the evaluations of `suite` (`release_suite`)."""
     from nares.validation import DEFAULT_TOLERANCE, validate_tables
 
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    if space_for(cfg).name != "wrn":
+        if tables_root is None:
+            raise ReleaseError(f"a release of space {space_for(cfg).name!r} is validated from its tables folder")
+        return _validate_long(tables_root, tables, cfg, store=store, expected_archs=expected_archs,
+                              verify_checkpoints=verify_checkpoints, tolerance=tolerance, id_map=id_map,
+                              report_dir=report_dir, required=release_suite(cfg, suite)["required"])[0]
     index, index_name = load_id_map(id_map, space_for(cfg))
     return validate_tables(
         tables,
@@ -148,7 +159,7 @@ def validate_release(
         epochs=cfg["train"]["epochs"],
         width_base=cfg["model"]["width_base"],
         expected_archs=expected_archs,
-        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        tolerance=tolerance,
         verify_checkpoints=verify_checkpoints,
         id_map=index,
         id_map_name=index_name,
@@ -156,9 +167,143 @@ def validate_release(
     )
 
 
+def _validate_long(tables_root: str | Path, tables, cfg: dict, *, store, expected_archs, verify_checkpoints: str,
+                   tolerance: float, id_map, report_dir, required: list[str]):
+    """`nares.validation_long.validate_long` of the long results under `tables_root`: (the result, the results
+    table, the space's id map, the datasets, {arch_id: arch})."""
+    from nares.results.store import read_results
+    from nares.spaces.base import SpaceIndex
+    from nares.validation import DEFAULT_ID_MAP
+    from nares.validation_long import validate_long
+
+    if id_map is not None and load_id_map(id_map)[1] != DEFAULT_ID_MAP:
+        raise ReleaseError("an id map is imported by the space (e.g. nb201: SPACE.index('meta.json')), "
+                           "not by a release of the long table")
+    space = space_for(cfg)
+    results = read_results(tables_root)
+    if results.num_rows == 0:
+        raise ReleaseError(f"the tables hold no result of space {space.name!r}: nothing to release")
+    datasets = sorted(set(results.column("dataset").to_pylist()))
+    ids = dict(zip(results.column("arch_id").to_pylist(), results.column("arch").to_pylist(), strict=True))
+    index = space.index() if space.size is not None else SpaceIndex.from_mapping(space, ids)
+    result = validate_long(results, tables["manifest"], space=space, index=index, dataset=datasets[0],
+                           width_base=cfg["model"]["width_base"], store=store, expected_archs=expected_archs,
+                           tolerance=tolerance, verify_checkpoints=verify_checkpoints, report_dir=report_dir,
+                           required=required)
+    return result, results, index, datasets, ids
+
+
 def _sums(folder: Path) -> dict[str, str]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (SUMS_FILE, RELEASE_FILE))
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+
+
+CORRUPTION_PROVENANCE_MISSING = "not recorded (this version has no nares.data.corruptions.corruption_set_info)"
+
+
+def corruption_provenance(present: dict[str, list[int]]) -> dict[str, Any] | None:
+    """The provenance of the corruption set the release's corruption evaluations read (`corruptions`, and every
+    evaluation with `needs_corruptions`): `nares.data.corruptions.corruption_set_info()` (source official/generated,
+    manifest identity) of the set the readers resolve by default, where that function exists, else {"provenance":
+    not recorded}; None when no evaluation present reads corruptions. The one place a release asks for it."""
+    from nares.data import corruptions
+    from nares.evaluations import evaluation_names, get_evaluation
+
+    known = set(evaluation_names())
+    if not any(e == "corruptions" or (e in known and getattr(get_evaluation(e), "needs_corruptions", False))
+               for e in present):
+        return None
+    info = getattr(corruptions, "corruption_set_info", None)
+    if info is None:
+        return {"provenance": CORRUPTION_PROVENANCE_MISSING}
+    return dict(info())
+
+
+def _evaluations_present(tables_root: Path) -> dict[str, list[int]]:
+    """{evaluation: sorted versions} of the evaluated cells the long results table holds (training left out)."""
+    import pyarrow.parquet as pq
+
+    from nares.results.schema import TRAIN
+    from nares.results.store import RESULTS_TABLE
+
+    found: dict[str, set[int]] = {}
+    for path in sorted((tables_root / RESULTS_TABLE).glob("part-*.parquet")):
+        t = pq.read_table(path, columns=["evaluation", "version"]).group_by(["evaluation", "version"]).aggregate([])
+        for ev, v in zip(t.column("evaluation").to_pylist(), t.column("version").to_pylist(), strict=True):
+            if ev != TRAIN:
+                found.setdefault(str(ev), set()).update([] if v is None else [int(v)])
+    return {ev: sorted(vs) for ev, vs in sorted(found.items())}
+
+
+def release_suite(cfg: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The suite a release of preset `cfg` was swept with (`name`, default the preset's `eval.suite`, else `nares`):
+    {"name", "evaluations": {evaluation: current version}, "required": what the gate requires, "not_evaluated":
+    {evaluation: why}}. An evaluation that cannot run where the release is made (`not_evaluable`: CIFAR-10-C absent)
+    is skipped by the evaluator and re-evaluate alike, so it is listed as not evaluated instead of required. A bad
+    name is one line."""
+    from nares.evaluations import DEFAULT_SUITE, get_evaluation, suite
+    from nares.sweep.request import not_evaluable
+
+    name = name or cfg["eval"].get("suite") or DEFAULT_SUITE
+    try:
+        members = suite(cfg, name)
+    except NaresError as e:
+        raise ReleaseError(f"suite {name!r}: {e}") from None
+    skipped = {m: f"{why} where the release was made" for m, why in not_evaluable(cfg, members).items()}
+    return {"name": name, "evaluations": {m: get_evaluation(m).version(cfg) for m in members},
+            "required": [m for m in members if m not in skipped], "not_evaluated": skipped}
+
+
+def _coverage(cfg: dict[str, Any], suite_info: dict[str, Any], present: dict[str, list[int]]) -> dict[str, Any]:
+    """RELEASE.json's description of what the release holds: the suite, the evaluations present with versions,
+    the preset's suites whose every evaluation is present at its current version (those that cannot run here,
+    `not_evaluable`, excepted)."""
+    from nares.evaluations import get_evaluation, suites
+    from nares.sweep.request import not_evaluable
+
+    full = [n for n, members in suites(cfg).items()
+            if all(get_evaluation(m).version(cfg) in present.get(m, []) or m in not_evaluable(cfg, [m])
+                   for m in members)]
+    return {"suite": suite_info, "evaluations": present, "suites_present": full}
+
+
+def _coverage_lines(info: dict[str, Any], corruption: dict[str, Any] | None) -> list[str]:
+    """The card's section on the space, the data set(s), the suite and evaluations, and the corruption set."""
+    st = info["suite"]
+    lines = [
+        "## Space, data set and evaluations",
+        f"- Search space `{info['space']}`, settings {info['space_settings']}, model scale `model.width_base` = "
+        f"{info['model_scale']}.",
+        f"- Data set(s): {', '.join(info['datasets']) or 'none'}.",
+        f"- Swept with suite `{st['name']}`: "
+        + ", ".join(f"`{m}` v{v}" for m, v in st["evaluations"].items()) + "; the gate requires "
+        + (", ".join(f"`{m}`" for m in st["required"]) or "nothing more than training") + " of every architecture."
+        + "".join(f" `{m}` was not evaluated: {why}." for m, why in st["not_evaluated"].items()),
+        "- Evaluations present (versions): "
+        + (", ".join(f"`{e}` ({', '.join(f'v{v}' for v in vs) or 'version unknown'})"
+                     for e, vs in info["evaluations"].items()) or "none") + ".",
+        f"- Suites of the preset present in full (evaluations that cannot run here excepted): "
+        f"{', '.join(f'`{n}`' for n in info['suites_present']) or 'none'}.",
+    ]
+    if corruption is not None:
+        lines.append(_corruption_line(corruption))
+    return [*lines, ""]
+
+
+def _corruption_line(c: dict[str, Any]) -> str:
+    """The card's line on the CIFAR-10-C its corruption evaluations read (`corruption_provenance`)."""
+    if c.get("source") == "official":
+        return (f"- Corruption set: the official CIFAR-10-C files ({c.get('reference')}), {c.get('per_severity')} "
+                "images per severity.")
+    if c.get("source") == "generated":
+        src = c.get("source_images") or {}
+        return (f"- Corruption set: GENERATED here, not the official files: {c.get('generator')} "
+                f"v{c.get('generator_version')} after {c.get('reference')}, seed {c.get('seed')}, set_id "
+                f"`{c.get('set_id')}`, from {src.get('images')} images of {src.get('dataset')} (sha256 "
+                f"`{src.get('sha256')}`), {c.get('per_severity')} per severity; libraries {c.get('libraries')}; "
+                f"deviations from the reference: {'; '.join(c.get('deviations') or []) or 'none'}. Its numbers are "
+                "CIFAR-10-C-like: the published files' random draws cannot be recovered.")
+    return "- Corruption set: " + ", ".join(f"{k} {v}" for k, v in c.items()) + "."
 
 
 def _cost(tables) -> dict[str, Any]:
@@ -198,7 +343,8 @@ def _cost(tables) -> dict[str, Any]:
 
 
 def _dataset_card(
-    version: str, preset: str, cfg: dict, n_archs: int, cost: dict, validation: dict, created: str
+    version: str, preset: str, cfg: dict, n_archs: int, cost: dict, validation: dict, created: str,
+    coverage: list[str] = (),
 ) -> str:
     ev = cfg["eval"]
     lines = [
@@ -220,6 +366,7 @@ def _dataset_card(
         "  evaluation: device, device_seconds, timestamps, code version, settings hash).",
         "- `SHA256SUMS`: sha256 of every file; `RELEASE.json`: summary and the sha256 of SHA256SUMS.",
         "",
+        *coverage,
         "## Metric definitions",
         f"- Architecture `D1-W1-D2-W2-D3-W3`; arch_id map: {validation['id_map']}.",
         f"- Training: {cfg['train']['epochs']} epochs of PGD-{cfg['train']['attack']['steps']} adversarial training,"
@@ -268,9 +415,12 @@ def _refuse(version: str, staging: Path, failures: list[str]) -> None:
 
 
 def _gate_wrn(staging: Path, tables, preset: str, cfg: dict, *, store, expected_archs, verify_checkpoints: str,
-              tolerance, id_map, version: str, lap) -> tuple[int, dict, dict, str, dict[int, str]]:
-    """The published WRN layout: the wide tables' gate, `cifar10.jsonl`, the NARes card."""
-    from nares.store.tables import iter_records
+              tolerance, id_map, version: str, lap, suite_info: dict, coverage) -> tuple[int, dict, dict, str,
+                                                                                          dict[int, str]]:
+    """The published WRN layout: the wide tables' gate (the record's evaluations), `cifar10.jsonl`, the NARes
+    card. `cifar10.jsonl` is exported from the long results table (the source of truth; the record tables are its
+    view, written at ingest)."""
+    from nares.exporters.nares_jsonl import write_results_jsonl
 
     result = validate_release(tables, cfg, store=store, expected_archs=expected_archs,
                               verify_checkpoints=verify_checkpoints, tolerance=tolerance, id_map=id_map,
@@ -278,7 +428,10 @@ def _gate_wrn(staging: Path, tables, preset: str, cfg: dict, *, store, expected_
     lap("validate")
     if not result.success:
         _refuse(version, staging, result.failures)
-    n = write_jsonl(staging / "cifar10.jsonl", iter_records(tables))
+    n = write_results_jsonl(staging / "tables", staging / "cifar10.jsonl")
+    if n != tables["architectures"].num_rows:
+        raise ReleaseError(f"the long results table holds {n} complete records, the record tables "
+                           f"{tables['architectures'].num_rows}: re-ingest the runs (`nares store ingest`)")
     lap("export_jsonl")
     created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     cost = _cost(tables)
@@ -287,35 +440,27 @@ def _gate_wrn(staging: Path, tables, preset: str, cfg: dict, *, store, expected_
                   "id_map": result.stats["id_map"]}
     arch = tables["architectures"]
     arch_of = dict(zip(arch.column("arch_id").to_pylist(), arch.column("arch").to_pylist(), strict=True))
-    card = _dataset_card(version, preset, cfg, n, cost, validation, created)
+    from nares.datasets import dataset_for
+
+    card = _dataset_card(version, preset, cfg, n, cost, validation, created, coverage([dataset_for(cfg).name]))
     return n, cost, {**validation, "created": created}, card, arch_of
 
 
 def _gate_long(staging: Path, tables, preset: str, cfg: dict, *, store, expected_archs, verify_checkpoints: str,
-               tolerance, id_map, version: str, lap) -> tuple[int, dict, dict, str, dict[int, str]]:
-    """Any other space: the long results table's gate (`nares.validation_long`), the space table of the released
-    architectures (`architectures.parquet`: every architecture of an enumerable space, with its representative),
-    the space's card."""
-    from nares.results.store import read_results
+               tolerance, id_map, version: str, lap, suite_info: dict, coverage) -> tuple[int, dict, dict, str,
+                                                                                           dict[int, str]]:
+    """Any other space: the long results table's gate (`nares.validation_long`: training and the evaluations of
+    the suite swept with), the space table of the released architectures (`architectures.parquet`: every
+    architecture of an enumerable space, with its representative), the space's card."""
     from nares.space_table import space_table, write_table
-    from nares.spaces.base import SpaceIndex
-    from nares.validation import DEFAULT_ID_MAP, DEFAULT_TOLERANCE
-    from nares.validation_long import summary, validate_long
+    from nares.validation import DEFAULT_TOLERANCE
+    from nares.validation_long import summary
 
-    if id_map is not None and load_id_map(id_map)[1] != DEFAULT_ID_MAP:
-        raise ReleaseError("an id map is imported by the space (e.g. nb201: SPACE.index('meta.json')), "
-                           "not by a release of the long table")
     space = space_for(cfg)
-    results = read_results(staging / "tables")
-    if results.num_rows == 0:
-        raise ReleaseError(f"the tables hold no result of space {space.name!r}: nothing to release")
-    datasets = sorted(set(results.column("dataset").to_pylist()))
-    ids = dict(zip(results.column("arch_id").to_pylist(), results.column("arch").to_pylist(), strict=True))
-    index = space.index() if space.size is not None else SpaceIndex.from_mapping(space, ids)
-    result = validate_long(results, tables["manifest"], space=space, index=index, dataset=datasets[0],
-                           width_base=cfg["model"]["width_base"], store=store, expected_archs=expected_archs,
-                           tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                           verify_checkpoints=verify_checkpoints, report_dir=staging / "validation")
+    result, results, index, datasets, ids = _validate_long(
+        staging / "tables", tables, cfg, store=store, expected_archs=expected_archs,
+        verify_checkpoints=verify_checkpoints, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        id_map=id_map, report_dir=staging / "validation", required=suite_info["required"])
     lap("validate")
     if not result.success:
         _refuse(version, staging, result.failures)
@@ -324,7 +469,8 @@ def _gate_long(staging: Path, tables, preset: str, cfg: dict, *, store, expected
     cost = _cost_long(results, tables["ledger"])
     validation = {**summary(result), "id_map": "the space's default ids" if space.size is not None
                   else "positions in the sweep's seeded sample"}
-    card = _long_card(version, preset, cfg, space, result.n_archs, datasets, cost, validation, created)
+    card = _long_card(version, preset, cfg, space, result.n_archs, datasets, cost, validation, created,
+                      coverage(datasets))
     return result.n_archs, cost, {**validation, "created": created}, card, ids
 
 
@@ -345,8 +491,9 @@ def _cost_long(results, ledger) -> dict[str, Any]:
 
 
 def _long_card(version: str, preset: str, cfg: dict, space, n_archs: int, datasets: list[str], cost: dict,
-               validation: dict, created: str) -> str:
-    """The dataset card of a long-table release: space, preset, files, units, cost, checkpoints."""
+               validation: dict, created: str, coverage: list[str] = ()) -> str:
+    """The dataset card of a long-table release: space, preset, data set(s), suite and evaluations, files, units,
+    cost, checkpoints."""
     classes = (" Isomorphic architectures share one trained representative (`representative_id` in "
                "`architectures.parquet`); a query of any architecture is answered through it.") \
         if space.has_representatives else ""
@@ -362,6 +509,7 @@ def _long_card(version: str, preset: str, cfg: dict, space, n_archs: int, datase
         f"`model.width_base` = {cfg['model']['width_base']}; settings {dict(cfg.get('space') or {})}).{classes}",
         f"arch_ids: {validation['id_map']}.",
         "",
+        *coverage,
         "## Files and units",
         "- `tables/results/*.parquet`: the long results table, one row per value (dataset, space, arch_id, arch, seed,",
         "  checkpoint, evaluation, version, settings_hash, metric, key, value, device, device_seconds, timestamp,",
@@ -375,8 +523,8 @@ def _long_card(version: str, preset: str, cfg: dict, space, n_archs: int, datase
         "## Protocol",
         f"- Training: {cfg['train']['epochs']} epochs of PGD-{cfg['train']['attack']['steps']} adversarial training,"
         f" ε = {cfg['train']['attack']['eps_255']}/255; best checkpoint by validation CW accuracy.",
-        f"- Evaluations on the best checkpoint, L∞ ε = {cfg['eval']['eps_255']}/255: clean, FGSM, "
-        f"PGD-{cfg['eval']['pgd']['steps']}, CW-{cfg['eval']['cw']['steps']}, AA-Compact, complexity.",
+        "- Evaluations on the best checkpoint: those of the section above, each with its settings under "
+        "`eval.<evaluation>` of the preset (params.yaml) and its version in the results' `version` column.",
         "",
         "## Cost",
         *(f"- {phase.capitalize()}: {c['device_seconds']:.6g} device-seconds on {', '.join(c['devices']) or 'n/a'}."
@@ -540,8 +688,13 @@ def publish(
     id_map: str | Path | None = None,
     dest_root: str | Path | None = None,
     dvc_repo: str | Path | None = REPO_ROOT,
+    suite: str | None = None,
 ) -> dict[str, Any]:
     """Validate the tables under `tables_root` and publish them as release `version`; returns RELEASE.json.
+
+    `suite`: the suite the tables were swept with (default: the preset's `eval.suite`, else `nares`); a release of
+    the long results table requires its evaluations of every architecture. RELEASE.json and the card name the
+    space (and its settings), the data set(s), that suite and every evaluation present with its versions.
 
     Raises ReleaseRefused (naming the failing expectations) when validation fails, ReleaseError when
     the version exists locally or in the store. `id_map`: an existing release's cifar10.jsonl whose arch ids
@@ -589,10 +742,27 @@ def publish(
         if preset is None:
             raise ReleaseError("the tables hold no published-layout record: name the preset of this dataset")
         preset, cfg = release_preset(tables, preset)
+        suite_info = release_suite(cfg, suite)
+        if space_for(cfg).name == "wrn":  # the WRN gate requires the published record, whatever else was evaluated
+            from nares.sweep.request import WRN_RECORD_EVALUATIONS
+
+            suite_info["required"] = list(WRN_RECORD_EVALUATIONS)
+        present = _evaluations_present(staging / "tables")
+        about: dict[str, Any] = {
+            "space": space_for(cfg).name, "space_settings": dict(cfg.get("space") or {}),
+            "model_scale": cfg["model"]["width_base"], **_coverage(cfg, suite_info, present),
+            "corruption_set": corruption_provenance(present),
+        }
+
+        def coverage(datasets: list[str]) -> list[str]:
+            about["datasets"] = list(datasets)
+            return _coverage_lines(about, about["corruption_set"])
+
         gate = _gate_wrn if space_for(cfg).name == "wrn" else _gate_long
         n, cost, validation, card, arch_of = gate(
             staging, tables, preset, cfg, store=store, expected_archs=expected_archs,
             verify_checkpoints=verify_checkpoints, tolerance=tolerance, id_map=id_map, version=version, lap=lap,
+            suite_info=suite_info, coverage=coverage,
         )
         (staging / "DATASET_CARD.md").write_text(card)
         created = validation.pop("created")
@@ -605,7 +775,7 @@ def publish(
             "version": version,
             "created_at": created,
             "preset": preset,
-            "space": space_for(cfg).name,
+            **about,
             "n_archs": n,
             "validation": validation,
             "cost": cost,

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from nares.constants import CHECKPOINT_KINDS, CORRUPTIONS
+from nares.errors import shown
 from nares.spaces import SearchSpace, SpaceIndex
 from nares.spaces.wrn import SPACE as WRN
 from nares.store.tables import SCHEMAS, TABLES
@@ -232,9 +233,12 @@ def _describe(table: str, res, arch_gap: str = "") -> str:
     elif r.get("unexpected_count"):
         examples = r.get("partial_unexpected_index_list") or []
         ids = sorted({int(e["arch_id"]) for e in examples if isinstance(e, dict) and "arch_id" in e})[:5]
+        # a column whose non-empty text names the problem (e.g. `missing_evaluations`): its values are shown too
+        named = kw.get("value_set") == [""]
+        values = list(dict.fromkeys(shown(v, 40) for v in r.get("partial_unexpected_list") or []))[:3] if named else []
         text += f" failed for {r['unexpected_count']} rows" + (
             f", e.g. arch_id {', '.join(map(str, ids))}" if ids else ""
-        )
+        ) + (f" (values {', '.join(values)})" if values else "")
     elif r.get("observed_value") is not None:
         text += f" failed (observed {str(r['observed_value'])[:80]})"
     else:

@@ -2,13 +2,17 @@
 layout): Great Expectations suites whose expectations come from the search space and the preset.
 
 Checks (one expectation each, named in failures): the table's columns; one space and one dataset; every row's
-arch string the one its arch_id has in the space's id map; every value finite; percent values in [0, 100]; no
+arch string the one its arch_id has in the space's id map; every value finite (NaN allowed only for the confidence
+means of `EMPTY_MEAN_METRICS`, a mean over no point by definition, e.g. a class never predicted); percent values in
+[0, 100]; no
 value twice (dataset, space, arch_id, seed, checkpoint, evaluation, version, settings hash, metric, key); per
 architecture: each trained architecture is its class's representative (spaces with isomorphism classes), the
-required evaluations are all present (`REQUIRED`: training, complexity, clean, FGSM, PGD, CW, AA on the best
-checkpoint), params/MACs equal the space's closed form at the preset's model scale, clean ≥ FGSM ≥ PGD ≥ AA and
-CW ≥ AA up to `tolerance` (percentage points = 100·tolerance), four checkpoints in the manifest, each in the object
-store with its sha256 verified; completeness against the sweep's list when given. The gradient-masking checks
+required evaluations are all present (`required`: training and the evaluations of the suite the release was swept
+with, on the best checkpoint; default `REQUIRED`, the `nares` suite's: complexity, clean, FGSM, PGD, CW, AA),
+params/MACs equal the space's closed form at the preset's model scale (when `complexity` is required), clean ≥ FGSM
+≥ PGD ≥ AA and CW ≥ AA up to `tolerance` (percentage points = 100·tolerance; each pair whose two evaluations are
+required), four checkpoints in the manifest, each in the object store with its sha256 verified; completeness
+against the sweep's list when given. The gradient-masking checks
 (`masking` rows) are reported per architecture (`stats["masking_flags"]`, RELEASE.json), not refused.
 
 Imports pandas, pyarrow, Great Expectations (through `nares.validation`) and the spaces; not the store, Prefect,
@@ -44,6 +48,9 @@ REQUIRED: tuple[str, ...] = (TRAIN, "complexity", "clean", "fgsm", "pgd", "cw", 
 ORDERINGS: tuple[tuple[str, str], ...] = (("clean", "fgsm"), ("fgsm", "pgd"), ("pgd", "aa"), ("cw", "aa"))
 UNIQUE_KEY = ["dataset", "space", "arch_id", "seed", "checkpoint", "evaluation", "version", "settings_hash",
               "metric", "key"]
+# Metrics that are NaN by definition for an empty group (`nares.evaluate.confusion`: mean softmax over the points of
+# a class none of which exists or is predicted, mean confidence of no correct / no incorrect prediction).
+EMPTY_MEAN_METRICS: frozenset[str] = frozenset({"conf_true", "conf_pred", "conf_correct", "conf_incorrect"})
 
 
 def _results_frame(results: pa.Table, space: SearchSpace, index: SpaceIndex) -> pd.DataFrame:
@@ -51,7 +58,8 @@ def _results_frame(results: pa.Table, space: SearchSpace, index: SpaceIndex) -> 
     for c in df.columns:  # dictionary columns → plain strings (Great Expectations compares values)
         if isinstance(df[c].dtype, pd.CategoricalDtype):
             df[c] = df[c].astype(object)
-    df["value_finite"] = np.isfinite(df["value"].to_numpy(dtype=np.float64))
+    value = df["value"].to_numpy(dtype=np.float64)
+    df["value_finite"] = np.isfinite(value) | (np.isnan(value) & df["metric"].isin(EMPTY_MEAN_METRICS).to_numpy())
     units = {pair: unit_of(*pair) for pair in set(zip(df["evaluation"], df["metric"], strict=True))}
     percent = np.array([units[p] == "percent" for p in zip(df["evaluation"], df["metric"], strict=True)], dtype=bool)
     v = df["value"].to_numpy(dtype=np.float64)
@@ -68,7 +76,18 @@ def _results_frame(results: pa.Table, space: SearchSpace, index: SpaceIndex) -> 
     return df
 
 
-def _archs_frame(res: pd.DataFrame, manifest: pd.DataFrame, space: SearchSpace, width_base: int) -> pd.DataFrame:
+def required_evaluations(evaluations: Iterable[str]) -> tuple[str, ...]:
+    """What the gate requires of each architecture for a suite of `evaluations`: training, then the suite's."""
+    return (TRAIN, *(e for e in dict.fromkeys(evaluations) if e != TRAIN))
+
+
+def _orderings(required: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    have = set(required)
+    return tuple((a, b) for a, b in ORDERINGS if a in have and b in have)
+
+
+def _archs_frame(res: pd.DataFrame, manifest: pd.DataFrame, space: SearchSpace, width_base: int,
+                 required: tuple[str, ...] = REQUIRED) -> pd.DataFrame:
     rows = []
     kinds = manifest.groupby("arch_id")["kind"].agg(lambda s: ",".join(sorted(set(s))))
     for aid, g in res.groupby("arch_id", sort=True):
@@ -80,19 +99,20 @@ def _archs_frame(res: pd.DataFrame, manifest: pd.DataFrame, space: SearchSpace, 
         cx = {m: g["value"][(g["evaluation"] == "complexity") & (g["metric"] == m)] for m in ("params", "macs")}
         params, macs = space.complexity(arch, width_base)
         row = {"arch_id": int(aid), "arch": space.format(arch), "is_representative": space.canonical(arch) == arch,
-               "missing_evaluations": ",".join(e for e in REQUIRED if e not in evals),
+               "missing_evaluations": ",".join(e for e in required if e not in evals),
                "params_match": len(cx["params"]) == 1 and float(cx["params"].iloc[0]) == params,
                "macs_match": len(cx["macs"]) == 1 and float(cx["macs"].iloc[0]) == macs,
                "checkpoint_kinds": kinds.get(aid, "")}
-        for a, b in ORDERINGS:  # NaN (a missing accuracy) fails the range check, as it should
+        for a, b in _orderings(required):  # NaN (a missing accuracy) fails the range check, as it should
             row[f"{a}_minus_{b}"] = acc[a] - acc[b]
         rows.append(row)
     return pd.DataFrame(rows, columns=["arch_id", "arch", "is_representative", "missing_evaluations", "params_match",
-                                       "macs_match", "checkpoint_kinds", *(f"{a}_minus_{b}" for a, b in ORDERINGS)])
+                                       "macs_match", "checkpoint_kinds",
+                                       *(f"{a}_minus_{b}" for a, b in _orderings(required))])
 
 
 def _suites(frames: Mapping[str, pd.DataFrame], space: SearchSpace, dataset: str, tolerance: float,
-            expected: list[int] | None, verify: str) -> dict[str, list]:
+            expected: list[int] | None, verify: str, required: tuple[str, ...] = REQUIRED) -> dict[str, list]:
     import great_expectations.expectations as gxe
 
     r = [gxe.ExpectTableColumnsToMatchOrderedList(column_list=[*LONG_COLUMNS, "value_finite", "value_in_unit_range",
@@ -107,12 +127,13 @@ def _suites(frames: Mapping[str, pd.DataFrame], space: SearchSpace, dataset: str
     a = [gxe.ExpectColumnValuesToBeUnique(column="arch_id"),
          gxe.ExpectColumnValuesToBeUnique(column="arch"),
          gxe.ExpectColumnValuesToBeInSet(column="missing_evaluations", value_set=[""]),
-         gxe.ExpectColumnValuesToBeInSet(column="params_match", value_set=[True]),
-         gxe.ExpectColumnValuesToBeInSet(column="macs_match", value_set=[True]),
          gxe.ExpectColumnValuesToBeInSet(column="checkpoint_kinds", value_set=[",".join(sorted(CHECKPOINT_KINDS))])]
+    if "complexity" in required:
+        a += [gxe.ExpectColumnValuesToBeInSet(column="params_match", value_set=[True]),
+              gxe.ExpectColumnValuesToBeInSet(column="macs_match", value_set=[True])]
     if space.has_representatives:
         a.append(gxe.ExpectColumnValuesToBeInSet(column="is_representative", value_set=[True]))
-    for x, y in ORDERINGS:
+    for x, y in _orderings(required):
         a.append(gxe.ExpectColumnValuesToBeBetween(column=f"{x}_minus_{y}", min_value=-100.0 * tolerance))
     if expected is not None:
         a.append(gxe.ExpectColumnDistinctValuesToEqualSet(column="arch_id", value_set=expected))
@@ -127,8 +148,9 @@ def _suites(frames: Mapping[str, pd.DataFrame], space: SearchSpace, dataset: str
 def validate_long(results: pa.Table, manifest: pa.Table, *, space: SearchSpace, index: SpaceIndex,
                   dataset: str, width_base: int, store=None, expected_archs: Iterable[int] | None = None,
                   tolerance: float = DEFAULT_TOLERANCE, verify_checkpoints: str = "full",
-                  report_dir: str | Path | None = None) -> ValidationResult:
-    """Run every expectation over the long `results` and the `manifest`; the offline report goes to `report_dir`."""
+                  report_dir: str | Path | None = None, required: Iterable[str] = REQUIRED) -> ValidationResult:
+    """Run every expectation over the long `results` and the `manifest`; the offline report goes to `report_dir`.
+    `required`: the evaluations every architecture must have (`required_evaluations(suite)`; training always)."""
     from nares.errors import NaresError
 
     if verify_checkpoints not in VERIFY_LEVELS:
@@ -139,9 +161,10 @@ def validate_long(results: pa.Table, manifest: pa.Table, *, space: SearchSpace, 
     man = manifest.to_pandas()
     if verify_checkpoints != "none" and len(man):
         man["checkpoint_verified"] = _verify_checkpoints(man, store, verify_checkpoints)
-    frames = {"results": res, "architectures": _archs_frame(res, man, space, width_base), "manifest": man}
+    required = required_evaluations(required)
+    frames = {"results": res, "architectures": _archs_frame(res, man, space, width_base, required), "manifest": man}
     expected = None if expected_archs is None else sorted({int(i) for i in expected_archs})
-    suites = _suites(frames, space, dataset, tolerance, expected, verify_checkpoints)
+    suites = _suites(frames, space, dataset, tolerance, expected, verify_checkpoints, required)
     gap = "" if expected is None else _arch_gap(expected, frames["architectures"]["arch_id"].tolist())
     failures, out = run_suites(suites, frames, gap)
     flags = masking_flags_of(res, tolerance)
@@ -150,7 +173,7 @@ def validate_long(results: pa.Table, manifest: pa.Table, *, space: SearchSpace, 
         n_expectations=sum(len(e) for e in suites.values()), report_dir=str(report_dir) if report_dir else None,
         stats={"tolerance": tolerance, "width_base": width_base, "verify_checkpoints": verify_checkpoints,
                "space": space.name, "dataset": dataset, "rows": {n: len(f) for n, f in frames.items()},
-               "masking_flags": flags},
+               "masking_flags": flags, "required": list(required)},
     )
     if report_dir is not None:
         write_report(Path(report_dir), result, out)
@@ -175,4 +198,5 @@ def summary(result: ValidationResult) -> dict[str, Any]:
     """The part of a result RELEASE.json keeps (the masking flags included: reported, not refused)."""
     return {"success": result.success, "n_expectations": result.n_expectations, "failures": result.failures,
             "tolerance": result.stats["tolerance"], "verify_checkpoints": result.stats["verify_checkpoints"],
+            "required_evaluations": result.stats.get("required", list(REQUIRED)),
             "masking_flags": result.stats.get("masking_flags", {})}

@@ -66,10 +66,10 @@ class ArchWorker:
         if self.terminated:  # SIGTERM: the run stopped at a committed epoch; leave, Ray starts a fresh actor
             os._exit(0)
 
-    def run(self, arch: str, run_dir: str) -> dict:
+    def run(self, arch: str, run_dir: str, metrics: list[str] | None = None) -> dict:
         self.busy = True
         try:
-            return self._done(self.runner.run(arch, self._local(run_dir)))
+            return self._done(self.runner.run(arch, self._local(run_dir), metrics))
         finally:
             self._after_stop()
 

@@ -27,12 +27,13 @@ def _ingest(store, tables_root: str, preset: str, seed: int, job: Job) -> None:
     ingest_run(store, Path(tables_root), run, arch_id=job.arch_id)
 
 
-def sweep_calls(preset: str, seed: int, tables_root: str, store, space: str) -> Calls:
-    """Train and evaluate one architecture in its run folder; ingest it and check the store holds it complete
-    (`space`: the preset's search space name, which decides what complete means)."""
+def sweep_calls(preset: str, seed: int, tables_root: str, store, space: str, evaluations: list[str]) -> Calls:
+    """Train one architecture in its run folder and evaluate exactly `evaluations` (the suite's, in order); ingest
+    it and check the store holds it complete (`space`: the preset's search space name, which decides what complete
+    means)."""
 
     def submit(actor, job: Job):
-        return actor.run.remote(job.arch, str(paths.run_dir(preset, seed, job.arch)))
+        return actor.run.remote(job.arch, str(paths.run_dir(preset, seed, job.arch)), list(evaluations))
 
     def on_done(job: Job, result: dict) -> None:
         if store is None:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
-from nares.config import REPO_ROOT, params_path
+from nares.config import params_path
 from nares.spaces import space_for
-from nares.sweep.packing import GIB, MemoryModel, PackingPlan, plan_shares
+from nares.sweep.packing import GIB, PackingPlan, pack_jobs
 from nares.sweep.queue import Job, WorkQueue
 from nares.sweep.selection import SweepError
 from tasks.actors import ArchWorker
@@ -96,31 +96,11 @@ def plan_for(cfg: dict, jobs: list[tuple[int, str]], resources: dict | None = No
     if space.name != "wrn":
         raise SweepError(f"sweep.packing.enabled: the memory model is the wrn space's; set it false for space "
                          f"{space.name!r} (gpus_per_actor packs evenly)")
-    gpu_bytes = gpu_memory_bytes(pk)
-    model = MemoryModel.load(REPO_ROOT / pk["memory_model"]) if pk["memory_model"] else MemoryModel.conservative()
-    wb, batch = cfg["model"]["width_base"], cfg["train"]["batch_size"]
-    peaks = {a: model.peak_bytes(a, wb, batch) for _, a in jobs}
-    work = {a: float(space.complexity(space.parse(a), wb)[1]) for _, a in jobs}
-    packing = plan_shares(peaks, work, int(float(res.get("GPU", 0)) + 1e-9), gpu_bytes,
-                          max_per_gpu=pk["max_per_gpu"], headroom=pk["headroom"])
-    cap = sweep.get("max_actors") or len(packing.shares)
-    packing = PackingPlan(packing.shares[:cap], packing.gpu_bytes, packing.headroom, packing.too_large)
+    packing, peaks = pack_jobs(cfg, [a for _, a in jobs], int(float(res.get("GPU", 0)) + 1e-9))
     cpus = float(res.get("CPU", 1))
     n = len(packing.shares)
     return PoolPlan(n, {"num_gpus": packing.shares[0], "num_cpus": min(1, cpus / n)}, max(1, int(cpus // n)), "gpu",
                     packing, peaks)
-
-
-def gpu_memory_bytes(pk: dict) -> float:
-    """One GPU's memory: `sweep.packing.gpu_memory_gib`, else what this process's first CUDA device reports."""
-    if pk["gpu_memory_gib"] is not None:
-        return float(pk["gpu_memory_gib"]) * GIB
-    import torch
-
-    if not torch.cuda.is_available():
-        raise SweepError("sweep.packing.gpu_memory_gib is null and this driver sees no CUDA device: set it to the "
-                         "memory of one of the cluster's GPUs (GiB)")
-    return float(torch.cuda.get_device_properties(0).total_memory)
 
 
 def forwarded_env() -> dict[str, str]:

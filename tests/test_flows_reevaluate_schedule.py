@@ -104,7 +104,8 @@ def test_scheduled_reevaluate_recomputes_only_the_stale_cell(demo_stack):
     assert len(runs) == 1, "the schedule did not fire within 10 minutes"
     run = runs[0]
     assert run.auto_scheduled and run.state.is_completed(), run.state
-    assert run.parameters == {"action": "re-evaluate", "preset": "all", "seeds": None}
+    assert run.parameters == {"action": "re-evaluate", "preset": "all", "seeds": None, "space": None, "dataset": None,
+                              "suite": None}
 
     after = _cells(tables)
     assert before <= after                                       # every earlier cell kept as it was

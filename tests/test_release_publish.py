@@ -87,11 +87,20 @@ def test_publish_list_fetch_and_dvc(
     assert REMOTE.findall(page) == [] and "passed" in page  # readable offline: no CDN, no script
     card = (folder / "DATASET_CARD.md").read_text()
     assert "PERCENTAGE (0–100)" in card and "MILLIONS" in card and "FRACTIONS in [0, 1]" in card
-    # Cost: device-seconds with the device named, for both phases (3 runs × 3 CPU cells of 1.5 s each).
+    # The space and its settings, the data set, the suite swept with (the preset's default) and what is present.
+    assert (info["space"], info["datasets"], info["suite"]["name"], info["model_scale"]) == ("wrn", ["cifar10"],
+                                                                                             "nares", 1)
+    assert info["space_settings"] == {"depths": [4, 5, 7, 9, 11], "widths": [8, 10, 12, 14, 16]}
+    assert info["suite"]["required"] == ["clean", "fgsm", "pgd", "cw", "aa", "complexity"]  # the published record's
+    assert {"clean", "fgsm", "pgd", "cw", "aa"} <= set(info["evaluations"]) and info["evaluations"]["pgd"] == [1]
+    assert (info["corruption_set"] is None) == ("corruptions" not in info["evaluations"])
+    assert "Swept with suite `nares`: `clean` v1" in card and "Data set(s): cifar10." in card
+    # Cost: device-seconds with the device named, for both phases (3 runs × 7 CPU cells of 1.5 s each).
     ev = info["cost"]["evaluation"]
-    assert ev["device_seconds"] == pytest.approx(13.5) and ev["devices"] == ["cpu"]
-    assert ev["device_seconds_by_metric"] == pytest.approx({"aa": 4.5, "clean": 4.5, "pgd": 4.5})
-    assert "- Evaluation: 13.5 device-seconds (0.00015625 device-days) on cpu." in card
+    assert ev["device_seconds"] == pytest.approx(31.5) and ev["devices"] == ["cpu"]
+    assert ev["device_seconds_by_metric"] == pytest.approx(
+        {m: 4.5 for m in ("aa", "clean", "complexity", "corruptions", "cw", "fgsm", "pgd")})
+    assert "- Evaluation: 31.5 device-seconds (0.000364583 device-days) on cpu." in card
     assert "  - pgd: 4.5 device-seconds" in card and "- Training: " in card
     sums = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
     assert {"cifar10.jsonl", "DATASET_CARD.md"} <= set(sums)

@@ -1,9 +1,14 @@
-"""`nares nas run`: the NAS benchmark (PROTOCOL §6) on a release or a published-layout jsonl."""
+"""`nares nas run`: the NAS benchmark (PROTOCOL §6) on a release or a published-layout jsonl.
+
+A dataset that answers only some architectures of its space (a release of a few NB201 classes, a RobNet sample) is
+searched over those alone, the budget capped at their number; one line says so (on stderr with `--json`) and the
+JSON records it (`searched`: archs of of, restricted, budget_asked)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from factory.commands._source import add_source_args, open_from_args
@@ -33,30 +38,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from nares.config import load_preset
+    from nares.errors import NaresError
     from nares.nas.algorithms import canonical
     from nares.nas.runner import (
         format_table,
-        objective_by_code,
         optimum_row,
         run_many,
+        search_problem,
         settings_for,
         summarize,
     )
 
     nas_cfg = load_preset(args.preset)["nas"]
-    runs, budget = args.runs or nas_cfg["runs"], args.budget or nas_cfg["budget"]
+    runs, asked = args.runs or nas_cfg["runs"], args.budget or nas_cfg["budget"]
+    for option, value in (("--runs", runs), ("--budget", asked)):
+        if value < 1:
+            raise NaresError(f"{option} {value} must be a positive integer")
     objective = nas_cfg["objective"]
     algos = list(ALGOS) if "all" in args.algo else list(dict.fromkeys(canonical(a) for a in args.algo))
     ds = open_from_args(args)
-    values = objective_by_code(ds, objective)
+    problem = search_problem(ds, objective)
+    budget = problem.budget(asked)
+    if problem.note(asked):
+        print(problem.note(asked), file=sys.stderr if args.json else sys.stdout, flush=True)
     rows = []
     for name in algos:
         t0 = time.perf_counter()
-        results = run_many(name, values, runs=runs, budget=budget, seed=args.seed, variant=args.variant,
-                           settings=settings_for(name, nas_cfg, args.variant), workers=args.workers)
+        results = run_many(name, problem.values, runs=runs, budget=budget, seed=args.seed, variant=args.variant,
+                           settings=settings_for(name, nas_cfg, args.variant), workers=args.workers,
+                           space=problem.space)
         rows.append(summarize(ds, results, objective=objective, seconds=time.perf_counter() - t0))
     report = {"objective": objective, "budget": budget, "runs": runs, "seed": args.seed, "variant": args.variant,
-              "source": ds.source,
+              "source": ds.source, "space": problem.space.name, "searched": problem.to_json(asked),
               "rows": rows, "optimum": optimum_row(ds)}
     if args.json:
         print(json.dumps(report))

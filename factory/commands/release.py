@@ -11,7 +11,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tables", type=Path, required=True, help="tables folder (e.g. tables/tiny-seed0, the sweep's default)"
     )
-    p.add_argument("--preset", help="preset of params.yaml the tables were made with (default: inferred)")
+    p.add_argument("--preset", help="preset of params.yaml the tables were made with (default: inferred from the "
+                   "record tables of a WRN sweep; required for another space)")
+    p.add_argument("--suite", help="the evaluation suite the tables were swept with: a release of another space "
+                   "requires its evaluations of every architecture (default: the preset's eval.suite, else nares)")
     p.add_argument(
         "--expected", help="the sweep's architecture list: ids A-B, or a file with one arch id per line"
     )
@@ -92,6 +95,7 @@ def _publish(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         id_map=args.id_map,
         dvc_repo=None if args.no_dvc else REPO_ROOT,
+        suite=args.suite,
     )
     print(
         f"published {info['version']}: {info['n_archs']} architectures, {info['files']} files, {info['store']}"
@@ -119,6 +123,8 @@ def _validate(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         id_map=args.id_map,
         report_dir=args.report,
+        tables_root=args.tables,
+        suite=args.suite,
     )
     print(
         f"{'passed' if r.success else 'FAILED'}: {r.n_expectations} expectations over {r.n_archs} architectures"

@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--mode", choices=("train", "dry-run"), default="train")
     r.add_argument("--version", help="release version (action publish)")
     r.add_argument("--tables", help="tables root (default: $NARES_TABLES/<preset>-seed<seed>, else tables/<preset>-seed<seed>)")
+    r.add_argument("--space", help="search space: runs that space's preset (--space nb201 with --preset tiny: "
+                   "nb201-tiny); with re-evaluate --preset all, only that space's presets")
+    r.add_argument("--dataset", help="data set (registered: nares.datasets); must be the preset's")
+    r.add_argument("--suite", help="evaluation suite (eval.suites; default: the preset's eval.suite, else nares): "
+                   "sweep evaluates exactly it, re-evaluate computes its missing cells, publish requires it")
     r.set_defaults(func=_run)
 
     e = s.add_parser("estimate", help="project the device-days of a sweep from measured throughput")
@@ -41,18 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from factory.stack import use_client_env
-    from nares.config import load_preset
-    from nares.sweep.paths import ALL_PRESETS
-    from nares.sweep.selection import select_archs
+    from nares.sweep.paths import ALL_PRESETS, run_sets
+    from nares.sweep.request import reevaluate_targets, resolve_request
 
-    if not (args.action == "re-evaluate" and args.preset == ALL_PRESETS):   # all: every preset with runs
-        load_preset(args.preset)      # bad preset or selection: one line before any service starts
-    select_archs(args.archs)
+    # every parameter checked here, one line naming it, before any service starts
+    if args.action == "re-evaluate" and args.preset == ALL_PRESETS:   # all: every preset with runs
+        reevaluate_targets(run_sets(), seeds=args.seeds, space=args.space, dataset=args.dataset, suite=args.suite,
+                           mode=args.mode)
+    else:
+        resolve_request(args.action, args.preset, space=args.space, dataset=args.dataset, suite=args.suite,
+                        archs=args.archs, seeds=args.seeds, mode=args.mode, version=args.version)
     use_client_env()
     from flows.nares_flow import nares
 
     result = nares(action=args.action, preset=args.preset, archs=args.archs, seeds=args.seeds, mode=args.mode,
-                   version=args.version, tables_root=args.tables)
+                   version=args.version, tables_root=args.tables, space=args.space, dataset=args.dataset,
+                   suite=args.suite)
     print(json.dumps(result, indent=2, default=str))
     return 0
 

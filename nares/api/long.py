@@ -141,15 +141,24 @@ class LongDataset:
                         f"(it holds {', '.join(sorted({metric_name(e, m) for e, m, _ in self.metrics()}))})")
 
     def objective_values(self, objective: str) -> np.ndarray:
-        """The NAS objective of every architecture (arch_id order): a validation metric (`VAL_*`); every
-        architecture must be answered (all classes trained)."""
+        """The NAS objective of every architecture (arch_id order): a validation metric (`VAL_*`), NaN where the
+        release answers none (its class was not trained). The NAS runner searches the answered architectures
+        (`nares.nas.runner.search_problem`: the whole space when every one is answered); a release that answers
+        none is one DataError line."""
         if objective not in VAL_HISTORY:
             raise DataError(f"NAS objective {objective!r} must be a validation metric ({', '.join(VAL_HISTORY)})")
         v = self.named_values(objective)
-        if np.isnan(v).any():
-            raise DataError(f"the NAS benchmark needs every architecture answered; release {self.info.get('version')} "
-                            f"answers {int((~np.isnan(v)).sum())} of {len(v)} (train every representative)")
+        if np.isnan(v).all():
+            raise DataError(f"release {self.info.get('version')} answers {objective} for none of its {len(v)} "
+                            "architectures")
         return v
+
+    def metric_names(self) -> list[str]:
+        """The published Metric names this release can answer: the VAL_* of the training history, and
+        TEST_<EVALUATION>_<METRIC> of each evaluation's key-less values (`TEST_PGD_ACC` = pgd/acc)."""
+        from nares.results.schema import metric_name
+
+        return [*VAL_HISTORY, *sorted({metric_name(e, m) for e, m, k in self.metrics() if not k and e != TRAIN})]
 
     def metric(self, arch: Any, name: str) -> float:
         return float(self.named_values(name)[self.id_of(arch) - 1])

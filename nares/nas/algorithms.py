@@ -9,6 +9,12 @@ predictor is smaller and trained incrementally (`nares.nas.ensemble`), its candi
 A search is `algo(oracle, rng, space, **settings)`; settings are `cfg["nas"][SECTIONS[name]]` of params.yaml.
 Architectures are integer codes of the enumerable search space `space` (positions in `space.enumerate()`;
 neighbours and encodings from its `neighbour_table()` / `encoding_table()`); every random choice comes from `rng`.
+
+A restricted space (`nares.nas.subspace.AnsweredSpace`: the architectures a release answers) has uneven, possibly
+empty neighbourhoods and may be smaller than a setting: initial samples and populations are capped at its size, a
+search ends (BudgetExhausted) once every architecture is queried, and in evolution a parent none of whose
+neighbours is unseen mutates to a random unseen architecture (else a run could circle inside one connected part of
+the answered set). On a whole space these rules never change a draw.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ from collections.abc import Callable
 import numpy as np
 
 from nares.nas.oracle import BudgetExhausted, Oracle
+from nares.nas.subspace import AnsweredSpace
 from nares.spaces import SearchSpace, get_space
 
 
 def _random_unseen(oracle: Oracle, rng: np.random.Generator) -> int:
+    if len(oracle.seen) >= len(oracle.values):  # every architecture queried: nothing left to search
+        raise BudgetExhausted
     while True:
         code = int(rng.integers(len(oracle.values)))
         if code not in oracle.seen:
@@ -40,7 +49,7 @@ def local_search(oracle: Oracle, rng: np.random.Generator, space: SearchSpace, n
     """Best of `n_init` random architectures, then first-improvement hill-climbing over the neighbours
     (24 for WRN) in random order; at a local optimum, restart from a random unseen architecture."""
     nbrs = space.neighbour_table()
-    start = rng.choice(space.size, size=n_init, replace=False)
+    start = rng.choice(space.size, size=min(n_init, space.size), replace=False)
     current = int(start[int(np.argmax([oracle.query(c) for c in start]))])
     while True:
         value = oracle.query(current)
@@ -57,11 +66,17 @@ def regularized_evolution(oracle: Oracle, rng: np.random.Generator, space: Searc
     """Aging evolution: `population` random architectures; each step mutates one coordinate of the best
     of `tournament` members drawn at random, adds the child and removes the oldest member."""
     nbrs = space.neighbour_table()
-    pop = deque((int(c), oracle.query(c)) for c in rng.choice(space.size, size=population, replace=False))
+    sparse = isinstance(space, AnsweredSpace)
+    pop = deque((int(c), oracle.query(c))
+                for c in rng.choice(space.size, size=min(population, space.size), replace=False))
     for _ in range(100 * oracle.budget):  # bound: children already seen cost nothing
         picks = rng.choice(len(pop), size=min(tournament, len(pop)), replace=False)
         parent = max((pop[i] for i in picks), key=lambda cv: cv[1])[0]
-        child = int(nbrs[parent][rng.integers(nbrs.shape[1])])
+        row = nbrs[parent]
+        if sparse and all(int(c) in oracle.seen for c in row):
+            child = _random_unseen(oracle, rng)
+        else:
+            child = int(row[rng.integers(len(row))])
         pop.append((child, oracle.query(child)))
         pop.popleft()
 
@@ -74,7 +89,10 @@ def _mutation_candidates(oracle: Oracle, rng: np.random.Generator, nbrs: np.ndar
     for code, _ in ranked:
         fresh = [int(c) for c in rng.permutation(nbrs[code]) if int(c) not in oracle.seen and int(c) not in out]
         out.update(dict.fromkeys(fresh[:per_parent]))
-    while len(out) < candidates:  # parents' neighbourhoods exhausted: fill with random unseen ones
+    unseen = len(oracle.values) - len(oracle.seen)
+    if unseen == 0:
+        raise BudgetExhausted  # every architecture queried
+    while len(out) < min(candidates, unseen):  # parents' neighbourhoods exhausted: fill with random unseen ones
         out[_random_unseen(oracle, rng)] = None
     return np.fromiter(out, dtype=np.int64)[:candidates]
 
@@ -88,7 +106,7 @@ def bananas(oracle: Oracle, rng: np.random.Generator, space: SearchSpace, n_init
     from nares.nas.ensemble import FIRST_STEPS, ROUND_STEPS, MLPEnsemble
 
     enc, nbrs = space.encoding_table(), space.neighbour_table()
-    for c in rng.choice(space.size, size=n_init, replace=False):
+    for c in rng.choice(space.size, size=min(n_init, space.size), replace=False):
         oracle.query(c)
     model = MLPEnsemble(enc.shape[1], ensemble, seed=int(rng.integers(2**31)))
     steps = FIRST_STEPS

@@ -5,6 +5,10 @@ BLAS/OpenMP thread each, so `workers` processes use `workers` cores. `variant` i
 corrected searches, `nares.nas.algorithms`) or "published" (the official optimizers' behaviour,
 `nares.nas.published`: runs may use more queries than the budget; the best is the latest of ties; WRN
 only). Searches run over the search space passed in (default WRN): codes are positions in its enumeration.
+
+`search_problem(dataset, objective)` decides what a dataset lets NAS search: its whole space when it answers
+every architecture of an enumerable space, else only the architectures it answers (`AnsweredSpace`: neighbours
+and mutations restricted to them, the budget capped at their number), said in one line (`SearchProblem.note`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from nares.errors import NaresError
 from nares.nas.algorithms import SECTIONS, canonical, run_one
+from nares.nas.subspace import AnsweredSpace
 from nares.spaces import SearchSpace, get_space
 
 # Columns of the results table (PROTOCOL §6: validation and test metrics of the best found architecture).
@@ -53,6 +58,57 @@ def objective_by_code(dataset, objective: str, space: SearchSpace | None = None)
     codes = np.array([space.code_of(a) for a in dataset.archs()])
     values[codes] = dataset.objective_values(objective)  # refuses test metrics
     return values
+
+
+@dataclass(frozen=True)
+class SearchProblem:
+    """What a search runs over: `space` (the whole space, or the answered architectures) and `values`, the
+    objective of each of its codes; `searched` architectures of the `of` the dataset's id map covers."""
+
+    space: SearchSpace
+    values: np.ndarray
+    searched: int
+    of: int
+    source: str = ""
+
+    @property
+    def restricted(self) -> bool:
+        return isinstance(self.space, AnsweredSpace)
+
+    def budget(self, asked: int) -> int:
+        """The budget a run gets: `asked`, capped at the number of architectures searched."""
+        return min(int(asked), self.searched) if self.restricted else int(asked)
+
+    def note(self, asked: int) -> str:
+        """One line saying what is searched (empty for a whole, fully answered space)."""
+        if not self.restricted:
+            return ""
+        capped = self.budget(asked)
+        return (f"nas: {self.source} answers {self.searched:,} of {self.of:,} architectures of space "
+                f"{self.space.name!r}: searching those {self.searched:,} only (neighbours and mutations restricted to "
+                f"them), budget {capped:,}" + (f" (capped from {asked:,})" if capped < asked else ""))
+
+    def to_json(self, asked: int) -> dict:
+        return {"archs": self.searched, "of": self.of, "restricted": self.restricted, "budget_asked": int(asked)}
+
+
+def search_problem(dataset, objective: str) -> SearchProblem:
+    """The search over `dataset` (its `space`, `archs()` and `objective_values`, NaN where unanswered): the whole
+    space when the dataset answers every architecture of an enumerable space, else an `AnsweredSpace` of the
+    answered ones in the dataset's id order. A dataset answering none is one NaresError line."""
+    space = getattr(dataset, "space", None) or get_space("wrn")
+    archs = list(dataset.archs())
+    values = np.asarray(dataset.objective_values(objective), dtype=np.float64)  # refuses test metrics
+    answered = ~np.isnan(values)
+    source = str(getattr(dataset, "source", "the dataset"))
+    if not answered.any():
+        raise NaresError(f"{source} answers {objective} for none of its {len(archs)} architectures")
+    if answered.all() and space.size is not None and len(archs) == space.size:
+        out = np.empty(space.size)
+        out[np.array([space.code_of(a) for a in archs])] = values
+        return SearchProblem(space, out, space.size, space.size, source)
+    keep = np.flatnonzero(answered)
+    return SearchProblem(AnsweredSpace(space, [archs[i] for i in keep]), values[keep], len(keep), len(archs), source)
 
 
 _VALUES: np.ndarray | None = None
@@ -119,9 +175,9 @@ def run_many(name: str, values: np.ndarray, *, runs: int, budget: int, seed: int
     name = canonical(name)
     _check_variant(variant)
     space = space or get_space("wrn")
-    if variant == "published" and space.name != "wrn":
-        raise NaresError(f"the published variant reproduces the official WRN optimizers; space {space.name!r} "
-                         "runs the default variant only")
+    if variant == "published" and (space.name != "wrn" or isinstance(space, AnsweredSpace)):
+        raise NaresError(f"the published variant reproduces the official WRN optimizers over all 15,625 WRNs; "
+                         f"{space!r} runs the default variant only")
     if runs < 1:
         raise NaresError(f"runs={runs!r} must be positive")
     jobs = [(name, budget, seed + i, settings or {}, variant) for i in range(runs)]
@@ -136,12 +192,30 @@ def run_many(name: str, values: np.ndarray, *, runs: int, budget: int, seed: int
         return pool.map(_task, jobs, chunksize=max(1, runs // (4 * workers)))
 
 
+def table_metrics(dataset) -> tuple[str, ...]:
+    """The columns of the results table this dataset holds: `TABLE_METRICS`, less those a long-table release of
+    another suite lacks (its `metric_names()`)."""
+    names = getattr(dataset, "metric_names", None)
+    if names is None:
+        return TABLE_METRICS
+    have = set(names())
+    return tuple(m for m in TABLE_METRICS if m in have)
+
+
+def _class_of(dataset, arch) -> int:
+    """The id of the architecture trained for `arch` (its representative in a space with classes)."""
+    rep = getattr(dataset, "representative_id", None)
+    return int(rep(arch)) if rep is not None else int(dataset.id_of(arch))
+
+
 def summarize(dataset, results: list[RunResult], *, objective: str, seconds: float) -> dict:
-    """Mean ± std (population) of each table metric over the best found architectures of `results`."""
+    """Mean ± std (population) of each table metric over the best found architectures of `results`; a run found
+    the optimum when its best is the optimum's architecture (or, in a space with classes, of its class)."""
     rows = np.array([dataset.id_of(r.best_arch) for r in results])
     opt_arch, _ = dataset.optimum(objective)
+    opt = _class_of(dataset, opt_arch)
     metrics = {}
-    for m in TABLE_METRICS:
+    for m in table_metrics(dataset):
         v = np.array([dataset.metric(int(i), m) for i in rows], dtype=np.float64)
         metrics[m] = {"mean": float(v.mean()), "std": float(v.std())}
     used = np.array([len(r.trajectory) for r in results])
@@ -151,7 +225,7 @@ def summarize(dataset, results: list[RunResult], *, objective: str, seconds: flo
         "variant": results[0].variant,
         "runs": len(results),
         "metrics": metrics,
-        "found_optimum": float(np.mean([r.best_arch == opt_arch for r in results])),
+        "found_optimum": float(np.mean([_class_of(dataset, r.best_arch) == opt for r in results])),
         "queries": {"mean": float(used.mean()), "std": float(used.std()), "max": int(used.max())},
         "mean_trajectory": traj.mean(axis=0).round(4).tolist(),
         "seconds": round(seconds, 2),
@@ -160,18 +234,19 @@ def summarize(dataset, results: list[RunResult], *, objective: str, seconds: flo
 
 
 def optimum_row(dataset) -> dict[str, float]:
-    """The best value in the data of every table metric (each column's own maximum)."""
-    return {m: float(dataset.optimum(m)[1]) for m in TABLE_METRICS}
+    """The best value in the data of every table metric the dataset holds (each column's own maximum)."""
+    return {m: float(dataset.optimum(m)[1]) for m in table_metrics(dataset)}
 
 
 def format_table(report: dict) -> str:
     """The published table: one row per algorithm (mean ± std), then the optimum in the data."""
-    head = ["algorithm", *TABLE_METRICS, "found opt.", "queries", "seconds"]
+    cols = list(report["optimum"])
+    head = ["algorithm", *cols, "found opt.", "queries", "seconds"]
     lines = [[r["algorithm"] + (" (published)" if r.get("variant") == "published" else ""),
-              *(f"{r['metrics'][m]['mean']:.2f} ± {r['metrics'][m]['std']:.2f}" for m in TABLE_METRICS),
+              *(f"{r['metrics'][m]['mean']:.2f} ± {r['metrics'][m]['std']:.2f}" for m in cols),
               f"{100 * r['found_optimum']:.1f}%", f"{r['queries']['mean']:.0f}", f"{r['seconds']:.1f}"]
              for r in report["rows"]]
-    lines.append(["optimum", *(f"{report['optimum'][m]:.2f}" for m in TABLE_METRICS), "", "", ""])
+    lines.append(["optimum", *(f"{report['optimum'][m]:.2f}" for m in cols), "", "", ""])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     title = (f"NAS benchmark: objective {report['objective']} (maximised), budget {report['budget']} queries, "

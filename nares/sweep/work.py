@@ -16,10 +16,9 @@ import threading
 import time
 from pathlib import Path
 
+from nares.sweep.request import MODES
 from nares.sweep.selection import SweepError
 from nares.train.runtime import device_name, resolve_device
-
-MODES = ("train", "dry-run")
 
 
 class ArchRunner:
@@ -49,8 +48,9 @@ class ArchRunner:
         if self.stopping.is_set():
             raise TrainingStopped(f"{arch}: not started, the worker is stopping")
 
-    def run(self, arch: str, run_dir: str | Path) -> dict:
-        """Train and evaluate `arch` in `run_dir`; returns device seconds per phase and the device name."""
+    def run(self, arch: str, run_dir: str | Path, metrics: list[str] | None = None) -> dict:
+        """Train `arch` in `run_dir` and evaluate exactly `metrics` (a suite's evaluations, in its order; default
+        the `nares` suite of PROTOCOL §3) on its best checkpoint; returns device seconds per phase and the device."""
         t0 = time.perf_counter()
         self._check_stop(arch)
         if self.mode == "dry-run":
@@ -68,7 +68,8 @@ class ArchRunner:
                              sync=sync, stop=self.stopping.is_set)
         t1 = time.perf_counter()
         self._check_stop(arch)
-        evaluate_run(Path(run_dir), self.cfg, device=self.device, splits=self.splits)
+        evaluate_run(Path(run_dir), self.cfg, device=self.device, splits=self.splits,
+                     metrics=None if metrics is None else list(metrics))
         sync.commit(run_dir, arch=arch, preset_hash=training_hash(self.cfg), epoch=self.cfg["train"]["epochs"] - 1)
         t2 = time.perf_counter()
         return {"arch": arch, "train_seconds": t1 - t0, "eval_seconds": t2 - t1, "device": device_name(self.device),
