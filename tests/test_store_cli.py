@@ -31,6 +31,13 @@ def test_jsonl_import_export_round_trip(tmp_path: Path, capsys):
     )
     assert "nares: error: records file" in capsys.readouterr().err
     assert read_jsonl(tmp_path / "out.jsonl") == recs
+    # the folder holds the long rows (the source of truth) and, derived from them, the record tables
+    from nares.results.store import read_results
+    from nares.store.tables import RECORD_TABLES, read_tables, records_to_tables
+
+    assert sorted(set(read_results(tmp_path / "t").column("arch_id").to_pylist())) == sorted(r["arch_id"] for r in recs)
+    stored, expected = read_tables(tmp_path / "t"), records_to_tables(recs)
+    assert all(stored[n].equals(expected[n]) for n in RECORD_TABLES)
 
 
 def test_put_get_settings_and_empty_release_list(

@@ -10,12 +10,12 @@ import pyarrow.compute as pc
 import pytest
 
 from nares.constants import CHECKPOINT_KINDS
-from nares.records import HISTORY_KEYS, HISTORY_PCT, fraction_from_pct, write_jsonl
+from nares.records import HISTORY_KEYS, HISTORY_PCT, count_from_published, fraction_from_pct, write_jsonl
 from nares.results.store import read_results
 from nares.spaces.wrn import ArchIndex
 from nares.store.ingest import IngestError, complete_ids, ingest_run, is_complete
 from nares.store.objects import ObjectStore
-from nares.store.tables import SHARD_ARCHS, read_tables, records_to_tables, write_tables
+from nares.store.tables import RECORD_TABLES, SHARD_ARCHS, read_tables, records_to_tables, write_tables
 from nares.synthetic import synthetic_manifest, synthetic_records
 from tests.s3_fixtures import s3_server_fixture, s3_store_fixture  # noqa: F401  (fixtures)
 
@@ -47,8 +47,8 @@ def make_run_dir(root: Path, record: dict, *, seed: int = 0) -> Path:
     done = {
         "arch": arch,
         "device": "cpu",
-        "gpu_type": "cpu",
-        "timestamp": "2025-01-02",
+        "gpu_type": record["train"][0]["gpu_type"],
+        "timestamp": record["train"][0]["timestamp"],
         "code_version": "0.1.0",
         "preset_hash": "abc",
         "phases": {"train": {"device": "cpu", "device_seconds": 120.0}},
@@ -74,13 +74,35 @@ def make_run_dir(root: Path, record: dict, *, seed: int = 0) -> Path:
             "finished_at": "2025-01-02T10:00:02Z",
             "code_version": "0.1.0",
             "preset_hash": "def",
-            "values": {"acc": 0.5},
+            "values": values,
             "extra_key": "tolerated",
         }
-        for m in ("clean", "pgd", "aa")
+        for m, values in record_cells(record).items()
     ]
     (run / "evaluations.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cells))
     return run
+
+
+def record_cells(record: dict) -> dict[str, dict]:
+    """The evaluator's cell values (fractions, exact counts) that hold a published record's test entry."""
+    t = record["test_best"][0]
+
+    def f(key: str) -> float:
+        return fraction_from_pct(t[key])
+
+    cells = {
+        "clean": {"acc": f("test_clean_acc"), "loss": t["test_loss"]},
+        "fgsm": {"acc": f("Linf_fgsm_acc"), "stable": f("Linf_fgsm_stable")},
+        **{m: {"acc": f(f"Linf_{m}_acc"), "stable": f(f"Linf_{m}_stable"), "lip": t[f"Linf_{m}_lip"]}
+           for m in ("pgd", "cw")},
+        "aa": {"acc": f("Linf_aa_acc")},
+        "complexity": {"params": count_from_published(record["Params"], "Params"),
+                       "macs": count_from_published(record["MACs"], "MACs")},
+    }
+    if t.get("corruptions"):
+        cells["corruptions"] = {name: {s: {"acc": fraction_from_pct(c["acc"]), "loss": c["loss"]}
+                                       for s, c in sev.items()} for name, sev in t["corruptions"].items()}
+    return cells
 
 
 def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_path: Path):
@@ -92,6 +114,8 @@ def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_
     ingest_run(s3_store, tables, runs[0])
     assert is_complete(tables, aid) and not is_complete(tables, recs[1]["arch_id"])
     t = read_tables(tables)
+    expected = records_to_tables([recs[0]])  # the record tables: the published record exported from the long rows
+    assert all(t[n].equals(expected[n]) for n in RECORD_TABLES)
     man = sorted(t["manifest"].to_pylist(), key=lambda r: r["kind"])
     marker = json.loads((runs[0] / "train_done.json").read_text())["checkpoints"]
     assert [r["kind"] for r in man] == sorted(CHECKPOINT_KINDS)
@@ -99,10 +123,11 @@ def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_
         assert row["sha256"] == marker[row["kind"]]["sha256"] and row["epoch"] == marker[row["kind"]]["epoch"]
         assert row["key"].endswith(row["sha256"]) and s3_store.verify(row["key"], row["sha256"])
     ledger = t["ledger"].to_pylist()
-    assert sorted(r["metric"] for r in ledger) == ["aa", "clean", "pgd", "train"]
+    assert sorted(r["metric"] for r in ledger) == ["aa", "clean", "complexity", "corruptions", "cw", "fgsm", "pgd",
+                                                   "train"]
     train_row = next(r for r in ledger if r["metric"] == "train")
     assert train_row["device_seconds"] == 120.0 and train_row["device"] == "cpu"
-    assert sum(r["device_seconds"] for r in ledger) == pytest.approx(124.5)
+    assert sum(r["device_seconds"] for r in ledger) == pytest.approx(120 + 7 * 1.5)
     # Idempotent: ingesting the same folder again changes no table and stores no new object.
     keys = s3_store.list_keys("")
     ingest_run(s3_store, tables, runs[0])
@@ -115,7 +140,7 @@ def test_ingest_uploads_checkpoints_and_fills_tables(s3_store: ObjectStore, tmp_
     assert sorted(set(long.column("arch_id").to_pylist())) == sorted(r["arch_id"] for r in recs)
     pgd = [r for r in long.to_pylist() if r["arch_id"] == aid and r["evaluation"] == "pgd"]
     assert [(r["metric"], r["value"], r["version"], r["settings_hash"], r["device_seconds"]) for r in pgd] == [
-        ("acc", 50.0, 1, "def", 1.5)]
+        (m, recs[0]["test_best"][0][f"Linf_pgd_{m}"], 1, "def", 1.5) for m in ("acc", "stable", "lip")]
     hist = [r["value"] for r in long.to_pylist() if r["arch_id"] == aid and r["metric"] == "train_acc"]
     assert hist == recs[0]["train"][0]["train_acc"]
 
@@ -127,8 +152,9 @@ def test_ingest_refuses_inconsistent_runs(s3_store: ObjectStore, tmp_path: Path)
     with pytest.raises(IngestError, match=r"best.pt has sha256 .* but train_done.json records"):
         ingest_run(s3_store, tmp_path / "tables", run)
     assert not is_complete(tmp_path / "tables", rec["arch_id"])
-    (run / "record.jsonl").unlink()
-    with pytest.raises(IngestError, match="must hold exactly one record"):
+    cells = (run / "evaluations.jsonl").read_text().splitlines()
+    (run / "evaluations.jsonl").write_text("".join(c + "\n" for c in cells if '"metric": "cw"' not in c))
+    with pytest.raises(IngestError, match="lacks a cell of the published record .needs clean, fgsm, pgd, cw, aa and "):
         ingest_run(s3_store, tmp_path / "tables", run)
 
 

@@ -37,11 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ing.add_argument("--tables", type=Path, required=True, help="tables folder")
     ing.add_argument("--arch-id", type=int, help="arch id to store it under (default: the record's)")
     ing.set_defaults(func=_ingest)
-    imp = s.add_parser("import-jsonl", help="read a published cifar10.jsonl into a tables folder")
+    imp = s.add_parser("import-jsonl", help="read a published cifar10.jsonl into a tables folder (long rows and the record tables)")
     imp.add_argument("jsonl", type=Path)
     imp.add_argument("--tables", type=Path, required=True)
     imp.set_defaults(func=_import)
-    exp = s.add_parser("export-jsonl", help="write the published cifar10.jsonl layout from a tables folder")
+    exp = s.add_parser("export-jsonl", help="write the published cifar10.jsonl layout from a tables folder's long results")
     exp.add_argument("--tables", type=Path, required=True)
     exp.add_argument("--out", type=Path, required=True)
     exp.set_defaults(func=_export)
@@ -99,20 +99,17 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from nares.records import iter_jsonl
-    from nares.store.tables import records_to_tables, write_tables
+    from nares.store.tables import import_jsonl
 
-    tables = records_to_tables(iter_jsonl(args.jsonl))
-    write_tables(tables, args.tables)
-    print(f"imported {tables['architectures'].num_rows} records into {args.tables}")
+    n = import_jsonl(args.jsonl, args.tables)
+    print(f"imported {n} records into {args.tables}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nares.records import write_jsonl
-    from nares.store.tables import iter_records, read_tables
+    from nares.exporters.nares_jsonl import write_results_jsonl
 
-    n = write_jsonl(args.out, iter_records(read_tables(args.tables)))
+    n = write_results_jsonl(args.tables, args.out)
     print(f"wrote {n} records to {args.out}")
     return 0
 

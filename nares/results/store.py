@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +50,14 @@ def _write(table: pa.Table, root: Path) -> None:
             pq.write_table(new, fh)
 
 
+def iter_shards(root: str | Path) -> Iterator[pa.Table]:
+    """The stored long rows under `root`, one shard at a time in ascending arch_id ranges (an architecture's rows
+    lie whole in one shard)."""
+    folder = Path(root) / RESULTS_TABLE
+    for path in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
+        yield pq.read_table(path, schema=LONG_SCHEMA)
+
+
 def read_results(root: str | Path) -> pa.Table:
     """Every stored long row under `root` (an empty table when none)."""
-    folder = Path(root) / RESULTS_TABLE
-    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-    return concat([pq.read_table(p, schema=LONG_SCHEMA) for p in parts])
+    return concat(list(iter_shards(root)))

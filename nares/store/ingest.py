@@ -2,10 +2,11 @@
 
 A run folder (written by `nares train` / `nares evaluate`) holds `train_done.json` (the completion
 marker: history, checkpoint sha256s and epochs, training cost), `checkpoints/<kind>.pt` for the four
-kinds, `record.jsonl` (the published-layout record) and `evaluations.jsonl` (one JSON object per
-evaluated cell). Ingest uploads the checkpoints content-addressed and verified, then upserts the
-long-format results (`nares.results`), the record tables, the ledger and, last, the manifest, so that `is_complete` is true only once all of
-an architecture is stored.
+kinds and `evaluations.jsonl` (one JSON object per evaluated cell). Ingest uploads the checkpoints
+content-addressed and verified, then upserts the long-format results (`nares.results`, the source of truth),
+the WRN record tables (a view of those rows: the published record exported from them by
+`nares.exporters.nares_jsonl`), the ledger and, last, the manifest, so that `is_complete` is true only once all
+of an architecture is stored.
 
 Each checkpoint is also placed, server-side (S3 CopyObject, no second upload), where DVC's remote expects it
 (`<prefix>/dvc/files/md5/<ab>/<rest>`), and its md5 is recorded on the content object: a release then lists
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from nares.constants import CHECKPOINT_KINDS
 from nares.errors import NaresError
-from nares.records import read_jsonl
+from nares.exporters.nares_jsonl import TEST_PAIRS, long_to_records
 from nares.results.run import run_rows
 from nares.results.store import write_results
 from nares.spaces import DEFAULT_SPACE
@@ -33,7 +34,6 @@ from nares.store.objects import ObjectStore
 from nares.store.tables import SCHEMAS, SHARD_ARCHS, records_to_tables, shard_path, write_tables
 
 DONE_FILE = "train_done.json"
-RECORD_FILE = "record.jsonl"
 EVAL_FILE = "evaluations.jsonl"
 TRAIN_METRIC = "train"  # the ledger row holding the training cost of a run
 
@@ -151,17 +151,16 @@ def ingest_run(
             raise IngestError(f"{run_dir / EVAL_FILE} is missing; run `nares evaluate` first")
         tables: dict[str, pa.Table] = {}
         aid = int(arch_id)
-    else:
-        recs = read_jsonl(run_dir / RECORD_FILE) if (run_dir / RECORD_FILE).exists() else []
+        rows = run_rows(run_dir, arch_id=aid)
+    else:  # the wide record tables are a view of the long rows: the published record exported from them
+        rows = run_rows(run_dir, arch_id=arch_id)
+        recs = long_to_records(rows)
         if len(recs) != 1:
-            raise IngestError(
-                f"{run_dir / RECORD_FILE} must hold exactly one record (found {len(recs)}); run `nares evaluate` first"
-            )
-        rec = recs[0]
-        if arch_id is not None:
-            rec["arch_id"] = int(arch_id)
-        tables = records_to_tables([rec])  # validates the record: fails before any upload
-        aid = rec["arch_id"]
+            raise IngestError(f"{run_dir / EVAL_FILE} lacks a cell of the published record (needs "
+                              f"{', '.join(dict.fromkeys(e for e, _ in TEST_PAIRS.values()))} and complexity of the best "
+                              "checkpoint); run `nares evaluate` first")
+        tables = records_to_tables(recs)  # validates the record: fails before any upload
+        aid = recs[0]["arch_id"]
     entries = done.get("checkpoints", {})
     manifest = []
     for kind in CHECKPOINT_KINDS:
@@ -181,7 +180,7 @@ def ingest_run(
         )
     tables["ledger"] = pa.Table.from_pylist(_ledger_rows(run_dir, aid, done), schema=SCHEMAS["ledger"])
     tables["manifest"] = pa.Table.from_pylist(manifest, schema=SCHEMAS["manifest"])
-    write_results(run_rows(run_dir, arch_id=aid), tables_root)  # the long rows first: the manifest comes last
+    write_results(rows, tables_root)  # the long rows first: the manifest comes last
     write_tables(tables, tables_root)
 
 

@@ -411,3 +411,16 @@ def read_tables(root: str | Path, names: Iterable[str] | None = None) -> dict[st
             raise TableError(f"cannot read table {name!r} under {root} ({e})") from None
         out[name] = pa.concat_tables(parts)
     return out
+
+
+def import_jsonl(path: str | Path, tables_root: str | Path) -> int:
+    """Read a published-layout jsonl into a tables folder: its long rows (losslessly, `nares.exporters.nares_jsonl`)
+    and, derived from them, the record tables; returns the number of records."""
+    from nares.exporters.nares_jsonl import iter_long_records, read_jsonl_long
+    from nares.results.store import write_results
+
+    long = read_jsonl_long(path)
+    tables = records_to_tables(iter_long_records(long))  # validates every record before anything is written
+    write_results(long, tables_root)
+    write_tables(tables, tables_root)
+    return tables["architectures"].num_rows
