@@ -83,6 +83,13 @@ def _chain(presets: dict[str, Any], name: str) -> list[str]:
     return chain[::-1]
 
 
+def _open_section(where: str) -> bool:
+    """`presets.<p>.eval` and `presets.<p>.eval.suites` take keys `full` lacks: a suite of the preset's own and the
+    settings section of a registered (plug-in) evaluation (`nares.settings` refuses any other key with one line)."""
+    parts = where.split(".")
+    return len(parts) >= 3 and parts[2] == "eval" and (len(parts) == 3 or (len(parts) == 4 and parts[3] == "suites"))
+
+
 def _merge(base: dict, over: dict, where: str) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
@@ -90,6 +97,9 @@ def _merge(base: dict, over: dict, where: str) -> dict:
             out[k] = copy.deepcopy(v)  # a preset that names its search space gives that space's whole section
             continue
         if k not in out:
+            if _open_section(where):  # a preset's own suite or a plug-in evaluation's section: checked by settings
+                out[k] = copy.deepcopy(v)
+                continue
             raise ConfigError(f"{where}.{k} is not a key of the `{BASE_PRESET}` preset")
         out[k] = _merge(out[k], v, f"{where}.{k}") if isinstance(v, dict) and isinstance(out[k], dict) else copy.deepcopy(v)
     return out

@@ -41,10 +41,11 @@ def test_bad_presets(tmp_path) -> None:
 
 
 # Today's hashes of the shipped presets: typed validation must leave the resolved values byte-identical (the
-# preset hash moved when the neighbouring datasets' evaluations joined `eval`; training and evaluation hashes did not).
+# preset hash moved when the neighbouring datasets' evaluations joined `eval`, again when AutoAttack, RobNets'
+# attacks, FSP and the corruption confusion cells did; training and evaluation hashes did not).
 PINNED = {
-    "full": ("63d1f8c7db159b0e", "a69a4d07d9e0c5fc", "fcde46f4c12a8c8e", "8d6a908f0278b45b"),
-    "tiny": ("9fe69b41465e1d53", "15fa30acde803f90", "5ffc37cb3c6cf65b", "71c3eb61c3253d61"),
+    "full": ("124fbac9b9b5248b", "a69a4d07d9e0c5fc", "fcde46f4c12a8c8e", "8d6a908f0278b45b"),
+    "tiny": ("6b8de40f1e4f4e33", "15fa30acde803f90", "5ffc37cb3c6cf65b", "71c3eb61c3253d61"),
 }
 
 
@@ -104,3 +105,26 @@ def test_the_preset_of_a_search_space() -> None:
     with pytest.raises(ConfigError, match=r"preset 'nb201-tiny' is for space 'nb201', not 'robnet', and there is no "
                                           r"preset 'robnet-nb201-tiny'; presets for 'robnet': robnet-full, robnet-tiny"):
         preset_for_space("nb201-tiny", "robnet")
+
+
+def test_a_preset_defines_its_own_suites_and_nothing_else_new(tmp_path) -> None:
+    import yaml
+
+    doc = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    doc["presets"]["mine"] = {"extends": "tiny", "eval": {"suites": {"quick": ["clean", "pgd"]}, "suite": "quick"}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cfg = load_preset("mine", path)
+    assert cfg["eval"]["suites"]["quick"] == ["clean", "pgd"] and cfg["eval"]["suite"] == "quick"
+    assert cfg["eval"]["suites"]["jung"] == load_preset("full")["eval"]["suites"]["jung"]  # the others inherited
+    for bad, line in ((["clean", "pgd_typo"], "presets.mine.eval.suites.quick is ['clean', 'pgd_typo']; expected "
+                                               "distinct evaluation names"),
+                      ({"pdg": {"steps": 3}}, "presets.mine.eval.pdg is not a setting")):
+        doc["presets"]["mine"]["eval"] = {"suites": {"quick": bad}} if isinstance(bad, list) else bad
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ConfigError, match=line.replace("[", r"\[").replace("]", r"\]")):
+            load_preset("mine", path)
+    doc["presets"]["mine"] = {"train": {"epochz": 3}}  # outside `eval`, a key `full` lacks is still refused
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="presets.mine.train.epochz is not a key of the `full` preset"):
+        load_preset("mine", path)

@@ -15,6 +15,7 @@ from nares.errors import ArchError
 from nares.models.count import count_module
 from nares.spaces import get_space, space_for
 from nares.sweep.selection import SweepError, order_jobs, select_archs
+from tests.s3_fixtures import s3_server_fixture, s3_store_fixture  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.extension
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +109,7 @@ MICRO_TOY = {
     "checkpoints": {"save_epochs": [0, 0]},
     "validation": {"batch_size": 64, "pgd": {"steps": 1, "step_255": 8, "eps_255": 8, "init": "uniform"},
                    "cw": {"steps": 1, "step_255": 8, "eps_255": 8, "init": "uniform", "kappa": 0}},
-    "eval": {"batch_size": 64, "precision": "fp32"},
+    "eval": {"batch_size": 64, "precision": "fp32", "suites": {"toy": ["clean", "complexity", "gauss"]}},
 }
 
 
@@ -130,7 +131,8 @@ def trained(tmp_path_factory, data_dir):
     doc = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     doc["presets"]["toy"] = MICRO_TOY
     (root / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    cfg = load_preset("toy", root / "params.yaml")
+    mp.setenv("NARES_PARAMS", str(root / "params.yaml"))  # every later reader (release, API, CLI) finds the preset
+    cfg = load_preset("toy")
     splits = load_splits(cfg["data"], root=data_dir, seed=0)
     space = get_space("toy2")
     runs = {}
@@ -221,3 +223,87 @@ def torch_device():
     import torch
 
     return torch.device("cpu")
+
+
+# -- tables → validate → release → query → NAS → report, from the toy suite, through the real S3 store ----------
+@pytest.mark.slow
+@pytest.mark.services
+def test_the_toy_space_is_released_queried_searched_and_reported(trained, s3_store, tmp_path):
+    import json
+
+    import numpy as np
+
+    from nares.api import open_dataset
+    from nares.evaluate.runner import evaluate_run
+    from nares.evaluations import suite
+    from nares.nas.algorithms import run_one
+    from nares.release import publish
+    from nares.store.ingest import ingest_run
+
+    cfg, splits, runs = trained
+    toy = get_space("toy2")
+    assert suite(cfg, "toy") == ["clean", "complexity", "gauss"]
+    tables, cells = tmp_path / "tables", {}
+    for aid, out in runs.items():
+        cells[aid] = evaluate_run(out, cfg, device="cpu", splits=splits, metrics=suite(cfg, "toy"))["cells"]
+        ingest_run(s3_store, tables, out, arch_id=aid)
+    # a release missing the toy evaluation of one architecture is refused, naming what is missing
+    import shutil
+
+    import pyarrow as pa
+
+    from nares.release import ReleaseRefused
+    from nares.results import filter_rows
+    from nares.results.store import read_results, write_results
+
+    bad = tmp_path / "bad-tables"
+    shutil.copytree(tables, bad)
+    rows = filter_rows(read_results(bad), arch=[2])
+    write_results(rows.filter(pa.array([e != "gauss" for e in rows.column("evaluation").to_pylist()])), bad)
+    with pytest.raises(ReleaseRefused, match=r"missing_evaluations.* failed for 1 rows, e.g. arch_id 2 \(values .gauss.\)"):
+        publish("toy0", tables_root=bad, store=s3_store, preset="toy", suite="toy", expected_archs=[1, 2, 3, 4],
+                dest_root=tmp_path / "releases", dvc_repo=None)
+    env = {**os.environ, "NARES_PLUGINS": PLUGIN, "PYTHONPATH": str(REPO)}
+    for folder, rc, said in ((bad, 1, "missing_evaluations"), (tables, 0, "passed")):  # the gate alone, from the CLI
+        r = subprocess.run([sys.executable, "-m", "factory.cli", "release", "validate", "--tables", str(folder),
+                            "--preset", "toy", "--suite", "toy", "--expected", "1-4", "--verify-checkpoints", "none"],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == rc and said in r.stdout, r.stdout + r.stderr
+    info = publish("toy1", tables_root=tables, store=s3_store, preset="toy", suite="toy", expected_archs=[1, 2, 3, 4],
+                   dest_root=tmp_path / "releases", dvc_repo=None)
+    assert info["space"] == "toy2" and info["n_archs"] == 4 and info["validation"]["success"]
+    folder = tmp_path / "releases" / "toy1"
+    card = (folder / "DATASET_CARD.md").read_text()
+    assert "toy2" in card and "gauss" in card
+    from nares.errors import NaresError
+
+    # query: every value of an architecture, the toy evaluation's per σ, equal to what the evaluator computed
+    ds = open_dataset(folder)
+    q = ds.query("8-8")
+    assert q["arch_id"] == 4 and q["representative_id"] == 4
+    assert q["values"]["gauss/acc[0.05]"] == pytest.approx(100 * cells[4]["gauss"]["0.05"]["acc"])
+    assert q["values"]["complexity/params"] == toy.complexity(toy.parse("8-8"), 1)[0]
+    with pytest.raises(NaresError, match="4-6"):
+        ds.query("4-6")
+    r = subprocess.run([sys.executable, "-m", "factory.cli", "query", "4-8", "--data", str(folder)],
+                       capture_output=True, text=True, env=env, check=True)
+    assert "4-8" in r.stdout and "gauss/acc[0.1]" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "factory.cli", "results", "--release", "toy1", "--arch", "8-4",
+                        "--evaluation", "gauss", "--json"], capture_output=True, text=True, check=True,
+                       env={**env, "NARES_RELEASES": str(tmp_path / "releases")})
+    assert {(row["arch_id"], row["key"]) for row in map(json.loads, r.stdout.splitlines())} == {(3, "0.05"), (3, "0.1")}
+    # NAS over the release: the objective of every architecture, a search whose budget covers the space is exact
+    values = ds.objective_values("VAL_PGD_ACC")
+    o = run_one("regularized_evolution", values, toy.size, seed=0, settings={"population": 2, "tournament": 2},
+                space=toy)
+    assert values[o.best_code] == np.nanmax(values)
+    r = subprocess.run([sys.executable, "-m", "factory.cli", "nas", "run", "--data", str(folder), "--preset", "toy",
+                        "--algo", "random_search", "--runs", "2", "--budget", "4", "--json", "--workers", "1"],
+                       capture_output=True, text=True, env=env, check=True)
+    report = json.loads(r.stdout)
+    assert report["rows"][0]["algorithm"] == "random_search"
+    # the report of the release: the generic long-table report of the toy space
+    r = subprocess.run([sys.executable, "-m", "factory.cli", "report", "--data", str(folder), "--out",
+                        str(tmp_path / "report")], capture_output=True, text=True, env=env, check=True)
+    stats = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert stats["space"] == "toy2" and stats["architectures"] == 4
