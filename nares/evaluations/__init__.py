@@ -22,13 +22,26 @@ def _builtins() -> None:
     if "clean" in _EVALUATIONS:
         return
     from nares.evaluations.attacks import AA, CW, FGSM, PGD, Clean
+    from nares.evaluations.autoattack import AutoAttackStandard, FABTargeted
+    from nares.evaluations.corruption_confusion import CorruptionConfusion
+    from nares.evaluations.fsp import FSPDistance
     from nares.evaluations.masking import MaskingChecks
     from nares.evaluations.others import Complexity, Corruptions
     from nares.evaluations.proxies import HessianEigenvalue, JacobianNorm
-    from nares.evaluations.spectra import Confusion, FGSMSpectrum, PGDSpectrum, Square, WideSpectrum
+    from nares.evaluations.robnet import MIFGSM, PGD100
+    from nares.evaluations.spectra import (
+        APGDSpectrum,
+        Confusion,
+        FGSMSpectrum,
+        PGDSpectrum,
+        Square,
+        SquareSpectrum,
+        WideSpectrum,
+    )
 
     for cls in (Clean, FGSM, PGD, CW, AA, Corruptions, Complexity, Confusion, FGSMSpectrum, PGDSpectrum,
-                WideSpectrum, Square, JacobianNorm, HessianEigenvalue, MaskingChecks):
+                WideSpectrum, Square, JacobianNorm, HessianEigenvalue, MaskingChecks, FSPDistance,
+                CorruptionConfusion, APGDSpectrum, SquareSpectrum, FABTargeted, AutoAttackStandard, PGD100, MIFGSM):
         _EVALUATIONS.setdefault(cls.name, cls())
 
 
@@ -82,11 +95,12 @@ def suite(cfg: Mapping[str, Any], name: str | None = None) -> list[str]:
 
 
 def suite_cost(cfg: Mapping[str, Any], n_images: Mapping[str, int], name: str | None = None) -> float:
-    """Image-gradient passes of a suite: Σ cost(settings, n), n = n_images[evaluation] (default n_images["test"])."""
+    """Image-gradient passes of a suite: Σ cost(settings, n), n = n_images[evaluation], else
+    n_images[evaluation.cost_images], else n_images["test"]."""
     total = 0.0
     for member in suite(cfg, name):
         ev = get_evaluation(member)
-        total += ev.cost(ev.settings(cfg), n_images.get(member, n_images.get("test", 0)))
+        total += ev.cost(ev.settings(cfg), n_images.get(member, n_images.get(ev.cost_images, n_images.get("test", 0))))
     return total
 
 
