@@ -198,25 +198,18 @@ def _sums(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
 
 
-CORRUPTION_PROVENANCE_MISSING = "not recorded (this version has no nares.data.corruptions.corruption_set_info)"
-
-
 def corruption_provenance(present: dict[str, list[int]]) -> dict[str, Any] | None:
-    """The provenance of the corruption set the release's corruption evaluations read (`corruptions`, and every
-    evaluation with `needs_corruptions`): `nares.data.corruptions.corruption_set_info()` (source official/generated,
-    manifest identity) of the set the readers resolve by default, where that function exists, else {"provenance":
-    not recorded}; None when no evaluation present reads corruptions. The one place a release asks for it."""
-    from nares.data import corruptions
+    """The provenance of the CIFAR-10-C the release's corruption evaluations read (every evaluation present with
+    `needs_corruptions`): `nares.data.corruptions.corruption_set_info()` (source official, generated with its
+    manifest's identity, or absent) of the set the readers resolve by default; None when no evaluation present
+    reads CIFAR-10-C. The one place a release asks for it."""
+    from nares.data.corruptions import corruption_set_info
     from nares.evaluations import evaluation_names, get_evaluation
 
     known = set(evaluation_names())
-    if not any(e == "corruptions" or (e in known and getattr(get_evaluation(e), "needs_corruptions", False))
-               for e in present):
+    if not any(e in known and get_evaluation(e).needs_corruptions for e in present):
         return None
-    info = getattr(corruptions, "corruption_set_info", None)
-    if info is None:
-        return {"provenance": CORRUPTION_PROVENANCE_MISSING}
-    return dict(info())
+    return corruption_set_info()
 
 
 def _evaluations_present(tables_root: Path) -> dict[str, list[int]]:

@@ -5,6 +5,7 @@ the same values before any service starts (exit 2, one line on stderr)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
@@ -119,3 +120,19 @@ def test_cli_refuses_before_any_service(env, capsys):
     assert main(["demo", "--space", "robnet", "--archs", "all", "--down"]) == 2
     assert capsys.readouterr().err.startswith("nares: error: parameter archs='all': search space 'robnet' is too large")
     assert not (env / "home").exists() or not any((env / "home").iterdir())
+
+
+def test_the_demo_plans_each_space_before_any_service(env, monkeypatch):
+    """The per-space demos' plans resolve (a RobNet sample, never `all`), and a suite that reads no CIFAR-10-C
+    generates no set."""
+    from factory.commands.demo import _corruption_set, _plan, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    for space, suite in (("robnet", "wsr"), ("nb201", "wsr"), ("robnet", None)):
+        args = parser.parse_args(["demo", "--space", space, *(["--suite", suite] if suite else [])])
+        sweep, release, commands = _plan(args, "v1")
+        assert sweep["space"] == space and release["version"] == "v1" and commands[0][0] == "query"
+        if suite == "wsr":
+            _corruption_set(sweep)
+            assert not (env / "home" / "data").exists()

@@ -140,7 +140,7 @@ def _corruption_set(sweep: dict) -> None:
     from nares.evaluations import get_evaluation
     from nares.sweep.request import resolve_request
 
-    req = resolve_request("sweep", sweep["preset"], **{k: sweep[k] for k in ("space", "suite") if k in sweep})
+    req = resolve_request("sweep", sweep["preset"], **{k: sweep[k] for k in ("space", "suite", "archs") if k in sweep})
     if not any(get_evaluation(e).needs_corruptions for e in req.evaluations):
         return
     if corruption_set_info()["source"] != "absent":

@@ -59,21 +59,11 @@ def suite_evaluations(cfg: Mapping[str, Any], name: str | None = None) -> tuple[
 
 
 def not_evaluable(cfg: Mapping[str, Any], evaluations: Iterable[str]) -> dict[str, str]:
-    """{evaluation: why} of the `evaluations` that cannot run here under preset `cfg` (the evaluator skips them:
-    `corruptions` and every evaluation whose `unavailable` says so, e.g. where CIFAR-10-C is absent)."""
-    from nares.data import corruptions_available
+    """{evaluation: why} of the `evaluations` that cannot run here under preset `cfg`: those the evaluator skips
+    because their `unavailable` says so (e.g. the corruption evaluations where CIFAR-10-C is absent)."""
     from nares.evaluations import get_evaluation
 
-    out: dict[str, str] = {}
-    for name in evaluations:
-        if name == "corruptions" and not corruptions_available():
-            out[name] = "CIFAR-10-C files are not present"
-            continue
-        check = getattr(get_evaluation(name), "unavailable", None)
-        why = check(cfg) if check is not None else None
-        if why:
-            out[name] = str(why)
-    return out
+    return {name: why for name in evaluations if (why := get_evaluation(name).unavailable(cfg))}
 
 
 def _check_space_name(space: str | None) -> None:
